@@ -1,0 +1,50 @@
+//! svcgen's entry point: parses the command line, runs the command, prints
+//! its output, and maps errors to one `error: …` line and an exit status
+//! (0 success, 2 bad usage or an invalid name, 1 anything else).
+
+mod cli;
+mod manifest;
+mod names;
+mod new;
+mod prompt;
+mod render;
+mod spec;
+mod write;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    let result = match cli.command {
+        cli::Command::New(args) => new::run(args),
+    };
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// The error chain joined with `: `, on one line.
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// 2 when any error in the chain is an invalid name, else 1.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<names::InvalidName>()) {
+        2
+    } else {
+        1
+    }
+}

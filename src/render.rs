@@ -1,0 +1,197 @@
+//! Renders a whole project in memory from a validated [`ServiceSpec`]: the
+//! embedded Tera templates, one handler per method, rustfmt on the Rust
+//! files, and the `svcgen.toml` manifest with the owned-file hashes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use include_dir::{include_dir, Dir};
+use serde::Serialize;
+
+use crate::manifest;
+use crate::spec::{MethodSpec, ServiceSpec};
+
+static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// The per-method handler template, rendered once per method.
+const HANDLER_TEMPLATE: &str = "src/methods/method.rs.tera";
+
+/// The oldest Rust the generated project builds with (tonic 0.14 needs 1.88).
+pub const RUST_VERSION: &str = "1.88";
+
+/// Who may change a generated file later (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    /// Rewritten by svcgen from the manifest; hashed to detect hand edits.
+    Svcgen,
+    /// The proto: svcgen only inserts at its markers.
+    Shared,
+    /// Written once, never touched again.
+    User,
+}
+
+/// One file of a rendered project, path relative to the project root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub path: PathBuf,
+    pub contents: String,
+    pub owner: Owner,
+}
+
+/// What the templates see: the spec plus names derived from it.
+#[derive(Serialize)]
+struct TemplateContext<'a> {
+    #[serde(flatten)]
+    spec: &'a ServiceSpec,
+    rust_version: &'static str,
+    service_server_mod: &'a str,
+    service_server: String,
+    service_client_mod: String,
+    service_client: String,
+}
+
+/// Renders every file of the project for `spec`, sorted by path.
+pub fn render(spec: &ServiceSpec) -> Result<Vec<RenderedFile>> {
+    let tera = load_templates()?;
+    let server_mod = spec.service_rust_mod.as_str();
+    let context = TemplateContext {
+        spec,
+        rust_version: RUST_VERSION,
+        service_server_mod: server_mod,
+        service_server: format!("{}Server", spec.service_trait),
+        service_client_mod: format!(
+            "{}_client",
+            server_mod.strip_suffix("_server").unwrap_or(server_mod)
+        ),
+        service_client: format!("{}Client", spec.service_trait),
+    };
+    let context = tera::Context::from_serialize(&context).context("building template context")?;
+
+    let mut files = Vec::new();
+    for name in tera.get_template_names() {
+        if name == HANDLER_TEMPLATE {
+            continue;
+        }
+        let path = output_path(name, spec);
+        let contents = tera
+            .render(name, &context)
+            .with_context(|| format!("rendering template {name}"))?;
+        files.push(finish(path, contents)?);
+    }
+    for method in &spec.methods {
+        let mut method_context = context.clone();
+        method_context.insert("m", method);
+        let contents = tera
+            .render(HANDLER_TEMPLATE, &method_context)
+            .with_context(|| format!("rendering the handler of {}", method.name))?;
+        files.push(finish(handler_path(method), contents)?);
+    }
+    files.push(RenderedFile {
+        path: PathBuf::from(manifest::FILE_NAME),
+        contents: manifest::render(spec, &files),
+        owner: Owner::User,
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The path (relative to the project root) a handler file is written to.
+pub fn handler_path(method: &MethodSpec) -> String {
+    format!("src/methods/{}.rs", method.handler)
+}
+
+fn load_templates() -> Result<tera::Tera> {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(vec![]);
+    let mut templates = Vec::new();
+    collect(&TEMPLATES, &mut templates)?;
+    tera.add_raw_templates(templates)
+        .context("parsing the embedded templates")?;
+    Ok(tera)
+}
+
+fn collect(dir: &'static Dir<'static>, out: &mut Vec<(&'static str, &'static str)>) -> Result<()> {
+    for file in dir.files() {
+        let name = file.path().to_str().context("template path is not UTF-8")?;
+        let text = file
+            .contents_utf8()
+            .with_context(|| format!("template {name} is not UTF-8"))?;
+        out.push((name, text));
+    }
+    for sub in dir.dirs() {
+        collect(sub, out)?;
+    }
+    Ok(())
+}
+
+/// Where a template's output goes: its own path without `.tera`, except
+/// for the few files whose real names cannot sit in `templates/` (cargo
+/// drops folders holding a `Cargo.toml`; dotfiles are easy to lose).
+fn output_path(template: &str, spec: &ServiceSpec) -> String {
+    match template {
+        "proto/service.proto.tera" => format!("proto/{}.proto", spec.proto_file),
+        "dockerignore.tera" => ".dockerignore".to_string(),
+        "gitignore.tera" => ".gitignore".to_string(),
+        other => other.trim_end_matches(".tera").to_string(),
+    }
+}
+
+/// The owner of a generated file, by its path (DESIGN §5).
+pub fn owner_of(path: &str) -> Owner {
+    let svcgen_test = path
+        .strip_prefix("tests/svcgen_")
+        .is_some_and(|rest| rest.ends_with(".rs"));
+    if path.starts_with("src/svcgen/") || path == "src/methods/mod.rs" || path == "build.rs" || svcgen_test {
+        Owner::Svcgen
+    } else if path.starts_with("proto/") {
+        Owner::Shared
+    } else {
+        Owner::User
+    }
+}
+
+fn finish(path: String, contents: String) -> Result<RenderedFile> {
+    let contents = if path.ends_with(".rs") {
+        rustfmt(&path, contents)?
+    } else {
+        contents
+    };
+    Ok(RenderedFile {
+        owner: owner_of(&path),
+        path: PathBuf::from(path),
+        contents,
+    })
+}
+
+/// Formats Rust source the way `cargo fmt` will, so that formatting a new
+/// project never changes a file svcgen owns. Without rustfmt on PATH the
+/// source is kept as rendered.
+fn rustfmt(path: &str, source: String) -> Result<String> {
+    let child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        return Ok(source);
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(source.as_bytes())
+            .with_context(|| format!("piping {path} to rustfmt"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("running rustfmt on {path}"))?;
+    if !output.status.success() {
+        bail!(
+            "internal error: the rendered {path} is not valid Rust: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    String::from_utf8(output.stdout).with_context(|| format!("rustfmt output for {path}"))
+}
