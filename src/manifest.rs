@@ -30,7 +30,10 @@ pub fn content_hash(contents: &str) -> String {
 /// The manifest text for `spec`, hashing the owned files among `files`.
 pub fn render(spec: &ServiceSpec, files: &[RenderedFile]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Written by svcgen; `svcgen add-method` updates it. Keep it in version control.");
+    let _ = writeln!(
+        out,
+        "# Written by svcgen; `svcgen add-method` updates it. Keep it in version control."
+    );
     let _ = writeln!(out, "schema = {SCHEMA}");
     let _ = writeln!(out, "svcgen_version = \"{}\"", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(out);
@@ -50,9 +53,15 @@ pub fn render(spec: &ServiceSpec, files: &[RenderedFile]) -> String {
         let _ = writeln!(out, "tag = {}", method.tag);
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "# SHA-256 of each svcgen-owned file (LF line ends): a mismatch means a hand edit.");
+    let _ = writeln!(
+        out,
+        "# SHA-256 of each svcgen-owned file (LF line ends): a mismatch means a hand edit."
+    );
     let _ = writeln!(out, "[owned]");
-    let mut owned: Vec<&RenderedFile> = files.iter().filter(|file| file.owner == Owner::Svcgen).collect();
+    let mut owned: Vec<&RenderedFile> = files
+        .iter()
+        .filter(|file| file.owner == Owner::Svcgen)
+        .collect();
     owned.sort_by(|a, b| a.path.cmp(&b.path));
     for file in owned {
         let path = file.path.to_string_lossy().replace('\\', "/");

@@ -144,7 +144,11 @@ pub fn owner_of(path: &str) -> Owner {
     let svcgen_test = path
         .strip_prefix("tests/svcgen_")
         .is_some_and(|rest| rest.ends_with(".rs"));
-    if path.starts_with("src/svcgen/") || path == "src/methods/mod.rs" || path == "build.rs" || svcgen_test {
+    if path.starts_with("src/svcgen/")
+        || path == "src/methods/mod.rs"
+        || path == "build.rs"
+        || svcgen_test
+    {
         Owner::Svcgen
     } else if path.starts_with("proto/") {
         Owner::Shared

@@ -1,0 +1,311 @@
+//! Generates real projects, then builds, tests and lints them with cargo on a
+//! PATH without `protoc`, and runs one against the orchestrator conformance
+//! driver (`tests/conformance/orchestrator.py`) over HTTP and gRPC.
+//!
+//! Slow the first time (a cold dependency build): every generated project
+//! shares one CARGO_TARGET_DIR (`target/generated-projects`, or
+//! `SVCGEN_TEST_TARGET_DIR`) so dependencies compile once.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+#[test]
+fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let demo = generate(
+        work.path(),
+        &["new", "demo-svc", "--method", "TrainModel", "--no-input"],
+        "demo-svc",
+    );
+    let custom = generate(
+        work.path(),
+        &[
+            "new",
+            "Report_Builder",
+            "--method",
+            "TrainModel",
+            "--method",
+            "score_batch",
+            "--quick-method",
+            "ExportONNX",
+            "--http-port",
+            "9000",
+            "--grpc-port",
+            "9001",
+            "--grpc-host",
+            "reports.internal",
+            "--proto-package",
+            "acme.reports.v1",
+            "--proto-service",
+            "ReportApi",
+            "--no-input",
+        ],
+        "Report_Builder",
+    );
+
+    for project in [&demo, &custom] {
+        cargo(project, &["build"]);
+        cargo(project, &["test"]);
+        cargo(project, &["fmt", "--check"]);
+        cargo(
+            project,
+            &["clippy", "--all-targets", "--", "-D", "warnings"],
+        );
+    }
+
+    let python = conformance_python();
+    let demo_run = Service::start(&target_dir().join("debug/demo-svc"), &[]);
+    conformance(
+        &python,
+        &demo_run,
+        &demo,
+        "TrainModel",
+        "demo_svc",
+        "DemoSvc",
+        None,
+    );
+    demo_run.stop();
+
+    let key = "conformance-key";
+    let custom_run = Service::start(
+        &target_dir().join("debug/report-builder"),
+        &[("SERVICE_API_KEY", key)],
+    );
+    for method in ["ExportONNX", "ScoreBatch"] {
+        conformance(
+            &python,
+            &custom_run,
+            &custom,
+            method,
+            "acme.reports.v1",
+            "ReportApi",
+            Some(key),
+        );
+    }
+    custom_run.stop();
+}
+
+/// Runs `svcgen` in `dir` and returns the project it created at `created`.
+fn generate(dir: &Path, args: &[&str], created: &str) -> PathBuf {
+    let output = Command::new(SVCGEN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen");
+    assert!(
+        output.status.success(),
+        "svcgen {args:?} failed:\n{}",
+        describe(&output)
+    );
+    dir.join(created)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("SVCGEN_TEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(MANIFEST_DIR).join("target/generated-projects"))
+}
+
+/// PATH without any directory holding a `protoc`: the projects must build
+/// with the pure-Rust compiler alone.
+fn path_without_protoc() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).filter(|dir| !dir.join("protoc").exists());
+    std::env::join_paths(dirs).expect("PATH")
+}
+
+fn cargo(project: &Path, args: &[&str]) {
+    let output = Command::new("cargo")
+        .args(args)
+        .current_dir(project)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("PATH", path_without_protoc())
+        .env("PROTOC", "/nonexistent/protoc")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "cargo {args:?} failed in {}:\n{}",
+        project.display(),
+        describe(&output)
+    );
+}
+
+fn describe(output: &Output) -> String {
+    let tail = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr)
+    )
+}
+
+/// A generated service started on free loopback ports; killed on drop.
+struct Service {
+    child: Child,
+    http: String,
+    grpc: String,
+}
+
+impl Service {
+    fn start(binary: &Path, env: &[(&str, &str)]) -> Service {
+        let mut child = Command::new(binary)
+            .envs([
+                ("HOST", "127.0.0.1"),
+                ("PORT", "0"),
+                ("GRPC_PORT", "0"),
+                ("RUST_LOG", "info"),
+                ("NO_COLOR", "1"),
+            ])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {}: {err}", binary.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("[service] {line}");
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut service = Service {
+            child,
+            http: String::new(),
+            grpc: String::new(),
+        };
+        for _ in 0..200 {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the service logs its addresses within 30 s");
+            if line.contains("listening") {
+                service.http = field(&line, "http_addr=");
+                service.grpc = field(&line, "grpc_addr=");
+                // Keep draining the log so the service never blocks on it.
+                std::thread::spawn(move || while lines.recv().is_ok() {});
+                return service;
+            }
+        }
+        panic!("no `listening` line in the service's first 200 log lines");
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field(line: &str, key: &str) -> String {
+    let start = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        + key.len();
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The Python interpreter that has the conformance driver's packages:
+/// `SVCGEN_CONFORMANCE_PYTHON`, or a venv under target/ made on first use.
+fn conformance_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("SVCGEN_CONFORMANCE_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = Path::new(MANIFEST_DIR).join("target/conformance-venv");
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", "import grpc_tools, grpc_health, httpx, pydantic"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !ready {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(Path::new(MANIFEST_DIR).join("tests/conformance/requirements.txt")));
+    }
+    python
+}
+
+fn run(command: &mut Command) {
+    let output = command.stdin(Stdio::null()).output().expect("run");
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}",
+        describe(&output)
+    );
+}
+
+fn conformance(
+    python: &Path,
+    service: &Service,
+    project: &Path,
+    method: &str,
+    package: &str,
+    proto_service: &str,
+    api_key: Option<&str>,
+) {
+    let proto = std::fs::read_dir(project.join("proto"))
+        .expect("proto dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "proto"))
+        .expect("one .proto");
+    let mut command = Command::new(python);
+    command
+        .arg(Path::new(MANIFEST_DIR).join("tests/conformance/orchestrator.py"))
+        .args(["--base-url", &format!("http://{}", service.http)])
+        .args(["--grpc-addr", &service.grpc])
+        .args(["--method", method])
+        .arg("--proto")
+        .arg(&proto)
+        .args(["--proto-package", package, "--proto-service", proto_service])
+        .args(["--timeout", "60"]);
+    if let Some(key) = api_key {
+        command.args(["--api-key", key]);
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the conformance driver");
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    assert!(
+        output.status.success() && report.contains(" passed, 0 failed"),
+        "conformance of {method} failed:\n{}",
+        describe(&output)
+    );
+}

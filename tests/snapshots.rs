@@ -1,0 +1,80 @@
+//! Snapshot tests of every file `svcgen new` writes, for the defaults and
+//! for a customised three-method service. A change to any template shows
+//! up here as a reviewable diff (`cargo insta review`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
+
+/// Generates a project with `args` and snapshots each of its files.
+fn snapshot_project(label: &str, args: &[&str], created: &str) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(SVCGEN)
+        .args(args)
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen");
+    assert!(
+        output.status.success(),
+        "svcgen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = work.path().join(created);
+    let mut files: Vec<_> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .map(|entry| entry.expect("walk"))
+        .filter(|entry| entry.file_type().is_file())
+        .map(|entry| entry.into_path())
+        .collect();
+    files.sort();
+    let listing: Vec<String> = files.iter().map(|path| relative(&root, path)).collect();
+    insta::assert_snapshot!(format!("{label}__file_list"), listing.join("\n"));
+    for path in &files {
+        let name = relative(&root, path).replace('/', "__");
+        let contents = std::fs::read_to_string(path).expect("read generated file");
+        insta::assert_snapshot!(format!("{label}__{name}"), contents);
+    }
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .expect("inside the project")
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+#[test]
+fn default_project() {
+    snapshot_project("default", &["new", "demo-svc", "--no-input"], "demo-svc");
+}
+
+#[test]
+fn three_methods_with_custom_ports_host_package_and_service() {
+    snapshot_project(
+        "custom",
+        &[
+            "new",
+            "Report_Builder",
+            "--method",
+            "TrainModel",
+            "--method",
+            "score_batch",
+            "--quick-method",
+            "ExportONNX",
+            "--http-port",
+            "9000",
+            "--grpc-port",
+            "9001",
+            "--grpc-host",
+            "reports.internal",
+            "--proto-package",
+            "acme.reports.v1",
+            "--proto-service",
+            "ReportApi",
+            "--no-input",
+        ],
+        "Report_Builder",
+    );
+}
