@@ -19,6 +19,32 @@ pub struct Cli {
 pub enum Command {
     /// Create a new service project at PATH (the crate is named after its last component).
     New(NewArgs),
+    /// Add a method to the project around the current directory (or --path).
+    AddMethod(AddMethodArgs),
+}
+
+/// Flags of `svcgen add-method`.
+#[derive(Debug, Args)]
+pub struct AddMethodArgs {
+    /// The method name: UpperCamelCase kept as given; snake/kebab-case converted.
+    #[arg(value_name = "M")]
+    pub method: String,
+
+    /// A quick method: execute waits for it and answers `complete`.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// The project directory (default: the nearest svcgen.toml from the current directory up).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+
+    /// Print a unified diff of every change and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Rewrite svcgen-owned files edited by hand, keeping each edited version as <file>.orig.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `svcgen new`.
@@ -86,8 +112,7 @@ where
 {
     let matches = Cli::command().get_matches_from(args);
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let Command::New(new) = &mut cli.command;
-    if let Some(sub) = matches.subcommand_matches("new") {
+    if let (Command::New(new), Some(sub)) = (&mut cli.command, matches.subcommand_matches("new")) {
         new.ordered_methods = ordered(sub, new);
     }
     cli
@@ -140,7 +165,9 @@ mod tests {
             "--quick-method",
             "C",
         ]);
-        let Command::New(n) = cli.command;
+        let Command::New(n) = cli.command else {
+            panic!("expected `new`")
+        };
         assert_eq!(
             n.ordered_methods,
             vec![

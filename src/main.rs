@@ -2,11 +2,16 @@
 //! its output, and maps errors to one `error: …` line and an exit status
 //! (0 success, 2 bad usage or an invalid name, 1 anything else).
 
+mod add_method;
+mod apply;
 mod cli;
+mod diff;
 mod manifest;
 mod names;
 mod new;
+mod project;
 mod prompt;
+mod proto_edit;
 mod render;
 mod spec;
 mod write;
@@ -17,6 +22,7 @@ fn main() -> ExitCode {
     let cli = cli::parse();
     let result = match cli.command {
         cli::Command::New(args) => new::run(args),
+        cli::Command::AddMethod(args) => add_method::run(args),
     };
     match result {
         Ok(out) => {

@@ -2,12 +2,15 @@
 //! methods with their kinds and LastResult tags) and the SHA-256 of every
 //! svcgen-owned file, so later commands can tell hand edits apart.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::Path;
 
+use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::render::{Owner, RenderedFile};
-use crate::spec::ServiceSpec;
+use crate::spec::{MethodKind, ServiceSpec, SpecInput, FIRST_METHOD_TAG};
 
 /// The manifest's file name, at the project root.
 pub const FILE_NAME: &str = "svcgen.toml";
@@ -68,4 +71,90 @@ pub fn render(spec: &ServiceSpec, files: &[RenderedFile]) -> String {
         let _ = writeln!(out, "\"{path}\" = \"{}\"", content_hash(&file.contents));
     }
     out
+}
+
+/// A parsed `svcgen.toml` (its `schema` checked by [`Manifest::parse`]).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Manifest {
+    pub service: ServiceSection,
+    #[serde(default)]
+    pub methods: Vec<MethodEntry>,
+    /// Owned file (relative path) → SHA-256 of its LF-normalised content.
+    #[serde(default)]
+    pub owned: BTreeMap<String, String>,
+}
+
+/// `[service]`: what `svcgen new` was given, after validation.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ServiceSection {
+    pub name: String,
+    pub proto_package: String,
+    pub proto_service: String,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub grpc_host: String,
+}
+
+/// `[[methods]]`: one method, its kind and its LastResult tag.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MethodEntry {
+    pub name: String,
+    pub kind: MethodKind,
+    pub tag: u32,
+}
+
+/// Just the schema number, read first so that a newer manifest is refused
+/// with a clear message rather than a parse error about some new field.
+#[derive(serde::Deserialize)]
+struct SchemaOnly {
+    schema: Option<u32>,
+}
+
+impl Manifest {
+    /// Parses the manifest text read from `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+        let shown = path.display();
+        let schema = toml::from_str::<SchemaOnly>(text)
+            .with_context(|| format!("{shown} is not valid TOML"))?
+            .schema
+            .with_context(|| {
+                format!("{shown} has no `schema` number; it was not written by svcgen")
+            })?;
+        if schema > SCHEMA {
+            bail!(
+                "{shown} has schema {schema}, newer than this svcgen understands ({SCHEMA}); upgrade svcgen (cargo install svcgen)"
+            );
+        }
+        toml::from_str(text).with_context(|| format!("{shown} is not a valid svcgen manifest"))
+    }
+
+    /// The spec input that reproduces this project, plus `extra` methods
+    /// appended with the next free tags.
+    pub fn spec_input(&self, extra: &[(String, MethodKind)]) -> SpecInput {
+        let mut methods: Vec<(String, MethodKind)> = self
+            .methods
+            .iter()
+            .map(|m| (m.name.clone(), m.kind))
+            .collect();
+        let mut tags: Vec<u32> = self.methods.iter().map(|m| m.tag).collect();
+        let next = tags
+            .iter()
+            .copied()
+            .max()
+            .map_or(FIRST_METHOD_TAG, |max| max + 1);
+        for ((name, kind), tag) in extra.iter().zip(next..) {
+            methods.push((name.clone(), *kind));
+            tags.push(tag);
+        }
+        SpecInput {
+            crate_name: self.service.name.clone(),
+            methods,
+            http_port: self.service.http_port,
+            grpc_port: self.service.grpc_port,
+            grpc_host: Some(self.service.grpc_host.clone()),
+            proto_package: Some(self.service.proto_package.clone()),
+            proto_service: Some(self.service.proto_service.clone()),
+            tags: Some(tags),
+        }
+    }
 }

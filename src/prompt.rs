@@ -85,6 +85,7 @@ pub fn complete(crate_name: &str, given: Given, interactive: bool) -> Result<Spe
         grpc_host,
         proto_package,
         proto_service,
+        tags: None,
     })
 }
 

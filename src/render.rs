@@ -55,38 +55,17 @@ struct TemplateContext<'a> {
 
 /// Renders every file of the project for `spec`, sorted by path.
 pub fn render(spec: &ServiceSpec) -> Result<Vec<RenderedFile>> {
-    let tera = load_templates()?;
-    let server_mod = spec.service_rust_mod.as_str();
-    let context = TemplateContext {
-        spec,
-        rust_version: RUST_VERSION,
-        service_server_mod: server_mod,
-        service_server: format!("{}Server", spec.service_trait),
-        service_client_mod: format!(
-            "{}_client",
-            server_mod.strip_suffix("_server").unwrap_or(server_mod)
-        ),
-        service_client: format!("{}Client", spec.service_trait),
-    };
-    let context = tera::Context::from_serialize(&context).context("building template context")?;
-
+    let renderer = Renderer::new(spec)?;
     let mut files = Vec::new();
-    for name in tera.get_template_names() {
-        if name == HANDLER_TEMPLATE {
+    for name in renderer.tera.get_template_names() {
+        if name == HANDLER_TEMPLATE || is_partial(name) {
             continue;
         }
-        let path = output_path(name, spec);
-        let contents = tera
-            .render(name, &context)
-            .with_context(|| format!("rendering template {name}"))?;
-        files.push(finish(path, contents)?);
+        let contents = renderer.render(name, None)?;
+        files.push(finish(output_path(name, spec), contents)?);
     }
     for method in &spec.methods {
-        let mut method_context = context.clone();
-        method_context.insert("m", method);
-        let contents = tera
-            .render(HANDLER_TEMPLATE, &method_context)
-            .with_context(|| format!("rendering the handler of {}", method.name))?;
+        let contents = renderer.render(HANDLER_TEMPLATE, Some(method))?;
         files.push(finish(handler_path(method), contents)?);
     }
     files.push(RenderedFile {
@@ -96,6 +75,78 @@ pub fn render(spec: &ServiceSpec) -> Result<Vec<RenderedFile>> {
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// The proto text a method adds above each of the three markers: exactly
+/// what `render` puts there for that method, so adding a method later gives
+/// the same proto as generating it from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtoInsertions {
+    /// Above `// svcgen:messages`: the request and response messages.
+    pub messages: String,
+    /// Above `// svcgen:last-result`: the LastResult oneof case.
+    pub last_result: String,
+    /// Above `// svcgen:rpcs`: the rpc line.
+    pub rpc: String,
+}
+
+/// Renders the proto insertions of `method` (one of `spec`'s methods).
+pub fn proto_insertions(spec: &ServiceSpec, method: &MethodSpec) -> Result<ProtoInsertions> {
+    let renderer = Renderer::new(spec)?;
+    Ok(ProtoInsertions {
+        messages: renderer.render("proto/_messages.tera", Some(method))?,
+        last_result: renderer.render("proto/_last_result.tera", Some(method))?,
+        rpc: renderer.render("proto/_rpc.tera", Some(method))?,
+    })
+}
+
+/// The loaded templates and the context every one of them sees.
+struct Renderer {
+    tera: tera::Tera,
+    context: tera::Context,
+}
+
+impl Renderer {
+    fn new(spec: &ServiceSpec) -> Result<Renderer> {
+        let server_mod = spec.service_rust_mod.as_str();
+        let context = TemplateContext {
+            spec,
+            rust_version: RUST_VERSION,
+            service_server_mod: server_mod,
+            service_server: format!("{}Server", spec.service_trait),
+            service_client_mod: format!(
+                "{}_client",
+                server_mod.strip_suffix("_server").unwrap_or(server_mod)
+            ),
+            service_client: format!("{}Client", spec.service_trait),
+        };
+        Ok(Renderer {
+            tera: load_templates()?,
+            context: tera::Context::from_serialize(&context)
+                .context("building template context")?,
+        })
+    }
+
+    /// Renders `template`, with `m` bound to `method` when given.
+    fn render(&self, template: &str, method: Option<&MethodSpec>) -> Result<String> {
+        let rendered = match method {
+            None => self.tera.render(template, &self.context),
+            Some(method) => {
+                let mut context = self.context.clone();
+                context.insert("m", method);
+                self.tera.render(template, &context)
+            }
+        };
+        rendered.with_context(|| format!("rendering template {template}"))
+    }
+}
+
+/// Partials (`_name.tera`) are pieces of other templates, not files.
+fn is_partial(template: &str) -> bool {
+    template
+        .rsplit('/')
+        .next()
+        .is_some_and(|file| file.starts_with('_'))
 }
 
 /// The path (relative to the project root) a handler file is written to.

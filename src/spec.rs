@@ -11,7 +11,7 @@ use serde::Serialize;
 pub const FIRST_METHOD_TAG: u32 = 3;
 
 /// How a method runs: a long task polled over HTTP, or a quick one that completes at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MethodKind {
     /// Runs as a background task; serialises as `"long"`.
@@ -103,6 +103,9 @@ pub struct SpecInput {
     pub proto_package: Option<String>,
     /// Proto service; default the UpperCamelCase crate name.
     pub proto_service: Option<String>,
+    /// The LastResult oneof tag of each method (as recorded in a manifest);
+    /// `None` numbers them in order from [`FIRST_METHOD_TAG`].
+    pub tags: Option<Vec<u32>>,
 }
 
 impl ServiceSpec {
@@ -129,10 +132,14 @@ impl ServiceSpec {
         let grpc_host = names::grpc_host(input.grpc_host.as_deref().unwrap_or(&crate_name))?;
         check_ports(input.http_port, input.grpc_port)?;
 
+        let tags = match &input.tags {
+            Some(tags) => check_tags(tags, input.methods.len())?,
+            None => (FIRST_METHOD_TAG..).take(input.methods.len()).collect(),
+        };
         let methods = derived
             .into_iter()
             .zip(&input.methods)
-            .zip(FIRST_METHOD_TAG..)
+            .zip(tags)
             .map(|((n, (_, kind)), tag)| MethodSpec {
                 name: n.canonical,
                 kind: *kind,
@@ -164,6 +171,29 @@ impl ServiceSpec {
     }
 }
 
+/// Tags recorded in a manifest: one per method, unique, and valid oneof
+/// field numbers that do not clash with `task_id = 1` and `method = 2`.
+fn check_tags(tags: &[u32], methods: usize) -> NameResult<Vec<u32>> {
+    if tags.len() != methods {
+        return Err(InvalidName::new(
+            "tags",
+            format!("{tags:?}"),
+            "need exactly one LastResult tag per method",
+        ));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        let reserved = (19_000..=19_999).contains(tag);
+        if *tag < FIRST_METHOD_TAG || *tag > 536_870_911 || reserved || tags[..i].contains(tag) {
+            return Err(InvalidName::new(
+                "tag",
+                tag.to_string(),
+                "must be a unique protobuf field number of at least 3 (1 and 2 are task_id and method)",
+            ));
+        }
+    }
+    Ok(tags.to_vec())
+}
+
 /// The two ports must differ unless one of them is 0 (any free port).
 pub fn check_ports(http_port: u16, grpc_port: u16) -> NameResult<()> {
     if http_port != 0 && http_port == grpc_port {
@@ -189,6 +219,7 @@ mod tests {
             grpc_host: None,
             proto_package: None,
             proto_service: None,
+            tags: None,
         }
     }
 

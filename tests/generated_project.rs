@@ -1,5 +1,6 @@
-//! Generates real projects, then builds, tests and lints them with cargo on a
-//! PATH without `protoc`, and runs one against the orchestrator conformance
+//! Generates real projects (one grown afterwards with `svcgen add-method`
+//! over user edits), then builds, tests and lints them with cargo on a PATH
+//! without `protoc`, and runs them against the orchestrator conformance
 //! driver (`tests/conformance/orchestrator.py`) over HTTP and gRPC.
 //!
 //! Slow the first time (a cold dependency build): every generated project
@@ -49,6 +50,8 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
         "Report_Builder",
     );
 
+    grow_with_add_method(&demo);
+
     for project in [&demo, &custom] {
         cargo(project, &["build"]);
         cargo(project, &["test"]);
@@ -59,40 +62,37 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
         );
     }
 
+    // Each method gets a fresh service: GetLastResult answers "the latest
+    // result of any method", which a task left from another run would change.
     let python = conformance_python();
-    let demo_run = Service::start(&target_dir().join("debug/demo-svc"), &[]);
-    conformance(
-        &python,
-        &demo_run,
-        &demo,
-        "TrainModel",
-        "demo_svc",
-        "DemoSvc",
-        None,
-    );
-    demo_run.stop();
+    for (method, answer) in [
+        ("TrainModel", "running"),
+        ("ScoreBatch", "running"),
+        ("ExportOnnx", "complete"),
+    ] {
+        let service = Service::start(&target_dir().join("debug/demo-svc"), &[]);
+        let proto = ("demo_svc", "DemoSvc");
+        conformance(&python, &service, &demo, method, answer, proto, None);
+        service.stop();
+    }
 
     let key = "conformance-key";
-    let custom_run = Service::start(
-        &target_dir().join("debug/report-builder"),
-        &[("SERVICE_API_KEY", key)],
-    );
-    for method in ["ExportONNX", "ScoreBatch"] {
-        conformance(
-            &python,
-            &custom_run,
-            &custom,
-            method,
-            "acme.reports.v1",
-            "ReportApi",
-            Some(key),
-        );
+    for (method, answer) in [("ExportONNX", "complete"), ("ScoreBatch", "running")] {
+        let binary = target_dir().join("debug/report-builder");
+        let service = Service::start(&binary, &[("SERVICE_API_KEY", key)]);
+        let proto = ("acme.reports.v1", "ReportApi");
+        conformance(&python, &service, &custom, method, answer, proto, Some(key));
+        service.stop();
     }
-    custom_run.stop();
 }
 
 /// Runs `svcgen` in `dir` and returns the project it created at `created`.
 fn generate(dir: &Path, args: &[&str], created: &str) -> PathBuf {
+    svcgen(dir, args);
+    dir.join(created)
+}
+
+fn svcgen(dir: &Path, args: &[&str]) {
     let output = Command::new(SVCGEN)
         .args(args)
         .current_dir(dir)
@@ -104,7 +104,59 @@ fn generate(dir: &Path, args: &[&str], created: &str) -> PathBuf {
         "svcgen {args:?} failed:\n{}",
         describe(&output)
     );
-    dir.join(created)
+}
+
+/// Edits a handler body and a request message the way a user would, runs
+/// `cargo fmt`, then adds a long and a quick method: the edits must survive
+/// byte for byte and the new rpcs must be in the proto.
+fn grow_with_add_method(project: &Path) {
+    let handler = project.join("src/methods/train_model.rs");
+    let proto = project.join("proto/demo_svc.proto");
+    let edit = |path: &Path, from: &str, to: &str| {
+        let text = std::fs::read_to_string(path).expect("read");
+        assert!(text.contains(from), "{} has no {from:?}", path.display());
+        std::fs::write(path, text.replacen(from, to, 1)).expect("write");
+    };
+    edit(
+        &handler,
+        "\"TrainModel started\"",
+        "\"TrainModel started (user code)\"",
+    );
+    edit(
+        &proto,
+        "message TrainModelRequest {}",
+        "message TrainModelRequest {\n  string dataset = 1;\n}",
+    );
+    cargo(project, &["fmt"]);
+    let handler_before = std::fs::read(&handler).expect("read");
+    let proto_before = std::fs::read_to_string(&proto).expect("read");
+
+    svcgen(&project.join("src"), &["add-method", "ScoreBatch"]);
+    svcgen(project, &["add-method", "export-onnx", "--quick"]);
+
+    assert_eq!(
+        std::fs::read(&handler).expect("read"),
+        handler_before,
+        "handler edited"
+    );
+    let proto_after = std::fs::read_to_string(&proto).expect("read");
+    for line in [
+        "  rpc ScoreBatch(ScoreBatchRequest) returns (ScoreBatchResponse);",
+        "  rpc ExportOnnx(ExportOnnxRequest) returns (ExportOnnxResponse);",
+        "  string dataset = 1;",
+    ] {
+        assert!(
+            proto_after.lines().any(|l| l == line),
+            "no {line:?} in\n{proto_after}"
+        );
+    }
+    let mut after = proto_after.lines();
+    for line in proto_before.lines() {
+        assert!(
+            after.any(|l| l == line),
+            "the user's line {line:?} is gone or moved"
+        );
+    }
 }
 
 fn target_dir() -> PathBuf {
@@ -270,13 +322,17 @@ fn run(command: &mut Command) {
     );
 }
 
+/// Drives `method` like the orchestrator; `answer` is the status its
+/// execute must give (`running` for long methods, `complete` for quick).
+/// Drives `method` like the orchestrator; `answer` is the status its
+/// execute must give (`running` for long methods, `complete` for quick).
 fn conformance(
     python: &Path,
     service: &Service,
     project: &Path,
     method: &str,
-    package: &str,
-    proto_service: &str,
+    answer: &str,
+    (package, proto_service): (&str, &str),
     api_key: Option<&str>,
 ) {
     let proto = std::fs::read_dir(project.join("proto"))
@@ -289,7 +345,7 @@ fn conformance(
         .arg(Path::new(MANIFEST_DIR).join("tests/conformance/orchestrator.py"))
         .args(["--base-url", &format!("http://{}", service.http)])
         .args(["--grpc-addr", &service.grpc])
-        .args(["--method", method])
+        .args(["--method", method, "--expect-status", answer])
         .arg("--proto")
         .arg(&proto)
         .args(["--proto-package", package, "--proto-service", proto_service])

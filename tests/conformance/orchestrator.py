@@ -453,6 +453,10 @@ def run(args: argparse.Namespace, rep: Report) -> None:
     if ex.status == "failed":
         rep.check(False, f"execute {method} started", f"failed: {ex.error!r}")
         return
+    if args.expect_status:
+        rep.check(ex.status == args.expect_status,
+                  f"execute {method} answers {args.expect_status!r} (a {'quick' if args.expect_status == 'complete' else 'long'} method)",
+                  f"got {ex.status!r}")
 
     poll_id = ex.task_id
     output: DataReference | None = None
@@ -769,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-uri", default="upstream.invalid:50051",
                    help="uri of the grpc input sent with execute (default resolves nowhere)")
     p.add_argument("--no-inputs", action="store_true", help="send inputs: []")
+    p.add_argument("--expect-status", choices=["running", "complete"],
+                   help="the first execute answer the method must give: running (long) or complete (quick)")
     p.add_argument("--orchestrator-format-enum", action="store_true",
                    help="also require the output to pass the orchestrator's Format enum")
     args = p.parse_args(argv)

@@ -1,0 +1,226 @@
+//! The `svcgen add-method` command: grows an existing project by one method
+//! without touching the user's code. Every check runs before the first
+//! write; the writes then go in as one unit (see [`crate::apply`]).
+
+use std::fmt::Write as _;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::apply::{self, Change};
+use crate::cli::AddMethodArgs;
+use crate::diff;
+use crate::manifest::{self, content_hash};
+use crate::names;
+use crate::project::Project;
+use crate::proto_edit;
+use crate::render::{self, Owner, RenderedFile};
+use crate::spec::{MethodKind, MethodSpec, ServiceSpec};
+
+/// Runs `svcgen add-method`; returns the text to print on success.
+pub fn run(args: AddMethodArgs) -> Result<String> {
+    let kind = if args.quick {
+        MethodKind::Quick
+    } else {
+        MethodKind::Long
+    };
+    // The name on its own breaks no rule (exit 2 otherwise) ...
+    names::validate_methods(&[args.method.as_str()])?;
+    let project = Project::find(args.path.as_deref())?;
+    // ... and fits beside the methods already there (a refusal: exit 1).
+    let spec = extended_spec(&project, &args.method, kind)?;
+    let method = spec
+        .methods
+        .last()
+        .context("internal error: the new method is missing from the spec")?;
+
+    let plan = plan(&project, &spec, method, args.force)?;
+    if args.dry_run {
+        return Ok(dry_run_report(&project, method, &plan));
+    }
+    apply::apply(&project.root, &plan.changes)?;
+    Ok(success_report(&project, method, &plan))
+}
+
+/// The project's spec with the new method appended (next free tag).
+fn extended_spec(project: &Project, raw: &str, kind: MethodKind) -> Result<ServiceSpec> {
+    let manifest = &project.manifest;
+    let existing: Vec<&str> = manifest.methods.iter().map(|m| m.name.as_str()).collect();
+    let canonical = names::canonical_method(raw)?;
+    if let Some(same) = existing.iter().find(|name| **name == canonical) {
+        bail!("cannot add method `{raw}`: method `{same}` already exists in this project; pick another name");
+    }
+    let mut all = existing.clone();
+    all.push(raw);
+    if let Err(err) = names::validate_methods(&all) {
+        bail!(
+            "cannot add method `{raw}`: {err} (existing methods: {}); pick another name",
+            existing.join(", ")
+        );
+    }
+    ServiceSpec::new(manifest.spec_input(&[(raw.to_string(), kind)]))
+        .map_err(|err| anyhow!("cannot add method `{raw}` to this project: {err}"))
+}
+
+/// What add-method will write, decided before anything is written.
+struct Plan {
+    changes: Vec<Change>,
+    /// For each change: the current contents (`None`: a new file).
+    before: Vec<Option<String>>,
+    /// Owned files that were edited by hand and are rewritten under --force.
+    backed_up: Vec<String>,
+}
+
+fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool) -> Result<Plan> {
+    let files = render::render(spec)?;
+    let mut changes = Vec::new();
+    let mut before = Vec::new();
+    let mut edited = Vec::new();
+
+    // svcgen-owned files: rewritten, unless edited by hand.
+    for file in files.iter().filter(|file| file.owner == Owner::Svcgen) {
+        let path = relative(file);
+        let current = project.read(&path)?;
+        if current.as_deref() == Some(file.contents.as_str()) {
+            continue;
+        }
+        if let Some(text) = &current {
+            let recorded = project.manifest.owned.get(&path);
+            if recorded != Some(&content_hash(text)) {
+                edited.push((path.clone(), text.clone()));
+            }
+        }
+        changes.push(Change {
+            path,
+            contents: file.contents.clone(),
+        });
+        before.push(current);
+    }
+    if !edited.is_empty() && !force {
+        let names: Vec<&str> = edited.iter().map(|(path, _)| path.as_str()).collect();
+        bail!(
+            "{} edited by hand (its SHA-256 no longer matches svcgen.toml): {}; move your change into your own files, or pass --force to rewrite it and keep your version as <file>.orig",
+            if names.len() == 1 { "a svcgen-owned file was" } else { "svcgen-owned files were" },
+            names.join(", ")
+        );
+    }
+    let mut backed_up = Vec::new();
+    for (path, text) in edited {
+        let backup = format!("{path}.orig");
+        if project.read(&backup)?.is_some() {
+            bail!("{backup} already exists; move it away so that --force can keep your edited {path} there");
+        }
+        changes.insert(
+            0,
+            Change {
+                path: backup,
+                contents: text,
+            },
+        );
+        before.insert(0, None);
+        backed_up.push(path);
+    }
+
+    // The new handler: created, never over an existing file.
+    let handler = render::handler_path(method);
+    if project.read(&handler)?.is_some() {
+        bail!("{handler} already exists; move it away (svcgen never overwrites a handler) and run add-method again");
+    }
+    changes.push(Change {
+        contents: rendered(&files, &handler)?.to_string(),
+        path: handler,
+    });
+    before.push(None);
+
+    // The proto: new lines above the markers, every other byte kept.
+    let proto = format!("proto/{}.proto", spec.proto_file);
+    let text = project.read(&proto)?.with_context(|| {
+        format!("{proto} is missing; svcgen.toml says the service's proto is there")
+    })?;
+    proto_edit::check_free(&text, &proto, method)?;
+    let insertions = render::proto_insertions(spec, method)?;
+    changes.push(Change {
+        path: proto.clone(),
+        contents: proto_edit::insert(&text, &insertions, &proto)?,
+    });
+    before.push(Some(text));
+
+    // The manifest, last: the new method and the new owned-file hashes.
+    changes.push(Change {
+        path: manifest::FILE_NAME.to_string(),
+        contents: rendered(&files, manifest::FILE_NAME)?.to_string(),
+    });
+    before.push(project.read(manifest::FILE_NAME)?);
+
+    Ok(Plan {
+        changes,
+        before,
+        backed_up,
+    })
+}
+
+fn relative(file: &RenderedFile) -> String {
+    file.path.to_string_lossy().replace('\\', "/")
+}
+
+fn rendered<'a>(files: &'a [RenderedFile], path: &str) -> Result<&'a str> {
+    files
+        .iter()
+        .find(|file| relative(file) == path)
+        .map(|file| file.contents.as_str())
+        .with_context(|| format!("internal error: {path} was not rendered"))
+}
+
+fn dry_run_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Would add {} method `{}` to `{}` ({} files):",
+        method.kind.as_str(),
+        method.name,
+        project.manifest.service.name,
+        plan.changes.len()
+    );
+    for (change, before) in plan.changes.iter().zip(&plan.before) {
+        out.push('\n');
+        out.push_str(&diff::unified(
+            &change.path,
+            before.as_deref(),
+            &change.contents,
+        ));
+    }
+    let _ = writeln!(out, "\nNothing was written (--dry-run).");
+    out
+}
+
+fn success_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Added {} method `{}` to `{}`",
+        method.kind.as_str(),
+        method.name,
+        project.manifest.service.name
+    );
+    for (change, before) in plan.changes.iter().zip(&plan.before) {
+        let verb = if before.is_some() {
+            "updated"
+        } else {
+            "created"
+        };
+        let _ = writeln!(out, "  {verb:<8} {}", change.path);
+    }
+    for path in &plan.backed_up {
+        let _ = writeln!(out, "  your edited {path} is kept as {path}.orig");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Next:");
+    let _ = writeln!(
+        out,
+        "  write the body of {} and the fields of {} in proto/{}.proto",
+        render::handler_path(method),
+        method.response_message,
+        project.manifest.service.proto_package.replace('.', "_")
+    );
+    let _ = writeln!(out, "  cargo test");
+    out
+}

@@ -1,0 +1,889 @@
+//! End-to-end tests of `svcgen add-method` on projects made by `svcgen new`:
+//! every refusal (exit status, one-line message, and a tree left exactly as
+//! it was), finding the project, user edits surviving byte for byte, the
+//! equivalence with a project generated with all its methods at once, and
+//! the `--dry-run` diff. Fast: nothing here builds a generated project
+//! (tests/generated_project.rs does that).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+use similar::{ChangeTag, TextDiff};
+
+const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
+
+const PROTO: &str = "proto/demo_svc.proto";
+const MARKERS: [&str; 3] = [
+    "// svcgen:messages",
+    "// svcgen:rpcs",
+    "// svcgen:last-result",
+];
+
+/// Runs `svcgen <args>` in `dir` with stdin closed (a prompt would fail, not hang).
+fn svcgen(dir: &Path, args: &[&str]) -> Output {
+    Command::new(SVCGEN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asserts `svcgen <args>` in `dir` succeeded; returns its stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = svcgen(dir, args);
+    assert!(
+        output.status.success(),
+        "svcgen {args:?} failed ({:?}): {}",
+        output.status.code(),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// `svcgen new <args> --no-input` in `parent`; returns the project root.
+fn new_project(parent: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["new", name];
+    args.extend_from_slice(extra);
+    args.push("--no-input");
+    fs::create_dir_all(parent).expect("create the parent directory");
+    ok(parent, &args);
+    parent.join(name)
+}
+
+/// The canonical project: `svcgen new demo-svc --method TrainModel`.
+fn demo(parent: &Path) -> PathBuf {
+    new_project(parent, "demo-svc", &["--method", "TrainModel"])
+}
+
+/// Every entry under `root` (relative path → bytes; `None` for a directory).
+type Tree = BTreeMap<String, Option<Vec<u8>>>;
+
+fn tree(root: &Path) -> Tree {
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.expect("walk");
+            let path = relative(root, entry.path());
+            let bytes = entry
+                .file_type()
+                .is_file()
+                .then(|| fs::read(entry.path()).expect("read"));
+            (path, bytes)
+        })
+        .collect()
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .expect("under root")
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// The paths added, removed or changed between two trees (empty: identical).
+fn tree_changes(before: &Tree, after: &Tree) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, bytes) in before {
+        match after.get(path) {
+            None => out.push(format!("removed {path}")),
+            Some(now) if now != bytes => out.push(format!("changed {path}")),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|path| !before.contains_key(*path)) {
+        out.push(format!("added {path}"));
+    }
+    out
+}
+
+fn assert_unchanged(root: &Path, before: &Tree, what: &str) {
+    let changes = tree_changes(before, &tree(root));
+    assert!(changes.is_empty(), "{what} changed the tree: {changes:?}");
+}
+
+/// Runs `svcgen <args>` in `cwd` and checks: exit `code`, one `error: ` line
+/// on stderr containing every one of `needles`, nothing on stdout, and the
+/// tree under `root` byte-identical before and after. Returns the stderr.
+fn refused(cwd: &Path, root: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {
+    let before = tree(root);
+    let output = svcgen(cwd, args);
+    let err = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "svcgen {args:?}: expected exit {code}; stderr: {err}"
+    );
+    assert!(
+        err.starts_with("error: ") && err.ends_with('\n') && err.lines().count() == 1,
+        "svcgen {args:?}: expected one `error: ` line, got: {err:?}"
+    );
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "svcgen {args:?}: stderr lacks {needle:?}: {err}"
+        );
+    }
+    assert!(
+        output.stdout.is_empty(),
+        "svcgen {args:?}: refusal printed on stdout: {}",
+        stdout(&output)
+    );
+    assert_unchanged(root, &before, &format!("refused svcgen {args:?}"));
+    err
+}
+
+fn read(root: &Path, path: &str) -> String {
+    fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+fn write(root: &Path, path: &str, contents: &str) {
+    fs::write(root.join(path), contents).unwrap_or_else(|e| panic!("write {path}: {e}"));
+}
+
+/// SHA-256 (hex) of `text` with CRLF turned into LF, as DESIGN §5 specifies.
+fn sha256_lf(text: &str) -> String {
+    Sha256::digest(text.replace("\r\n", "\n").as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn manifest(root: &Path) -> toml::Table {
+    toml::from_str(&read(root, "svcgen.toml")).expect("svcgen.toml parses")
+}
+
+/// `[[methods]]` as (name, kind, tag).
+fn manifest_methods(root: &Path) -> Vec<(String, String, i64)> {
+    let table = manifest(root);
+    table["methods"]
+        .as_array()
+        .expect("[[methods]]")
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().expect("name").to_string(),
+                m["kind"].as_str().expect("kind").to_string(),
+                m["tag"].as_integer().expect("tag"),
+            )
+        })
+        .collect()
+}
+
+/// `[owned]` paths, sorted.
+fn owned_paths(root: &Path) -> Vec<String> {
+    manifest(root)["owned"]
+        .as_table()
+        .expect("[owned]")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Every `[owned]` hash matches the file on disk, and no staging file is left.
+fn assert_owned_hashes_match(root: &Path) {
+    let table = manifest(root);
+    let owned = table["owned"].as_table().expect("[owned]");
+    assert!(owned.len() > 5, "too few owned files: {owned:?}");
+    for (path, hash) in owned {
+        assert_eq!(
+            hash.as_str(),
+            Some(sha256_lf(&read(root, path)).as_str()),
+            "[owned] hash of {path} does not match the file"
+        );
+    }
+    let leftovers: Vec<String> = tree(root)
+        .into_keys()
+        .filter(|path| path.ends_with(".svcgen-new"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging files left: {leftovers:?}");
+}
+
+/// The line of `text` that is the marker (with its indentation).
+fn marker_line<'a>(text: &'a str, marker: &str) -> &'a str {
+    text.lines()
+        .find(|line| line.trim() == marker)
+        .unwrap_or_else(|| panic!("no {marker} in {text}"))
+}
+
+// ---------------------------------------------------------------- refusals
+
+#[test]
+fn refuses_a_method_that_exists_in_any_spelling() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = new_project(
+        work.path(),
+        "demo-svc",
+        &["--method", "TrainModel", "--quick-method", "ExportONNX"],
+    );
+    for (name, existing) in [
+        ("TrainModel", "TrainModel"),
+        ("train_model", "TrainModel"),
+        ("train-model", "TrainModel"),
+        ("ExportONNX", "ExportONNX"),
+        ("ExportOnnx", "ExportONNX"),
+        ("export_onnx", "ExportONNX"),
+    ] {
+        refused(
+            &root,
+            &root,
+            &["add-method", name],
+            1,
+            &[&format!("`{name}`"), existing, "pick another name"],
+        );
+        // --quick, --dry-run and --force do not get around it.
+        refused(
+            &root,
+            &root,
+            &["add-method", name, "--quick", "--dry-run", "--force"],
+            1,
+            &[&format!("`{name}`"), existing],
+        );
+    }
+}
+
+#[test]
+fn refuses_invalid_names_with_exit_2() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    refused(
+        &root,
+        &root,
+        &["add-method", "9lives"],
+        2,
+        &["\"9lives\"", "must not start with a digit"],
+    );
+    refused(
+        &root,
+        &root,
+        &["add-method", "fn"],
+        2,
+        &["\"fn\"", "keyword"],
+    );
+    // Checked before the project is looked for: exit 2 even outside one.
+    let empty = tempfile::tempdir().expect("temp dir");
+    refused(
+        empty.path(),
+        empty.path(),
+        &["add-method", "fn"],
+        2,
+        &["keyword"],
+    );
+}
+
+#[test]
+fn refuses_a_missing_or_doubled_proto_marker_naming_the_line_to_restore() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    let original = read(&root, PROTO);
+    for marker in MARKERS {
+        let line = marker_line(&original, marker);
+        let without = original.replace(&format!("{line}\n"), "");
+        assert_ne!(without, original);
+        write(&root, PROTO, &without);
+        refused(
+            &root,
+            &root,
+            &["add-method", "ScoreBatch"],
+            1,
+            &[
+                PROTO,
+                &format!("`{marker}`"),
+                "missing",
+                // The exact line, indentation included.
+                &format!("restore the line `{line}`"),
+            ],
+        );
+
+        let doubled = original.replace(&format!("{line}\n"), &format!("{line}\n{line}\n"));
+        write(&root, PROTO, &doubled);
+        refused(
+            &root,
+            &root,
+            &["add-method", "ScoreBatch", "--dry-run"],
+            1,
+            &[PROTO, &format!("`{marker}`"), "appears 2 times"],
+        );
+    }
+    // With the markers back, the same command works.
+    write(&root, PROTO, &original);
+    ok(&root, &["add-method", "ScoreBatch"]);
+}
+
+#[test]
+fn refuses_without_a_readable_current_manifest() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let empty = work.path().join("empty");
+    fs::create_dir(&empty).expect("mkdir");
+    let looked_for = ["no svcgen.toml", "svcgen new", "--path"];
+    refused(
+        &empty,
+        &empty,
+        &["add-method", "ScoreBatch"],
+        1,
+        &looked_for,
+    );
+
+    let elsewhere = work.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("mkdir");
+    let empty_arg = empty.to_str().expect("utf-8 temp path");
+    refused(
+        &elsewhere,
+        work.path(),
+        &["add-method", "ScoreBatch", "--path", empty_arg],
+        1,
+        &looked_for,
+    );
+
+    // A project whose manifest is broken in various ways.
+    let root = demo(work.path());
+    let newer = read(&root, "svcgen.toml").replace("schema = 1", "schema = 2");
+    let cases: [(&[u8], &[&str]); 5] = [
+        (b"[[[ not toml", &["svcgen.toml", "not valid TOML"]),
+        (b"\xff\xfe\x00garbage", &["svcgen.toml", "cannot read"]),
+        (
+            b"[service]\nname = \"demo-svc\"\n",
+            &["svcgen.toml", "no `schema`"],
+        ),
+        (
+            b"schema = 1\n[service]\nname = \"demo-svc\"\n",
+            &["svcgen.toml", "not a valid svcgen manifest"],
+        ),
+        (
+            newer.as_bytes(),
+            &["svcgen.toml", "schema 2", "newer", "upgrade svcgen"],
+        ),
+    ];
+    for (contents, needles) in cases {
+        fs::write(root.join("svcgen.toml"), contents).expect("write manifest");
+        refused(&root, &root, &["add-method", "ScoreBatch"], 1, needles);
+        refused(
+            &root,
+            &root,
+            &["add-method", "ScoreBatch", "--dry-run", "--force"],
+            1,
+            needles,
+        );
+    }
+}
+
+#[test]
+fn an_owned_file_edited_by_hand_is_refused_then_kept_as_orig_under_force() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    let reference = new_project(
+        &work.path().join("ref"),
+        "demo-svc",
+        &["--method", "TrainModel", "--method", "ScoreBatch"],
+    );
+    let tasks = "src/svcgen/tasks.rs";
+    let edited = format!("{}// my tweak\n", read(&root, tasks));
+    write(&root, tasks, &edited);
+
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch"],
+        1,
+        &["edited by hand", tasks, "--force", ".orig"],
+    );
+    // A dry run does not get around it either.
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch", "--dry-run"],
+        1,
+        &[tasks],
+    );
+    // --force with a dry run writes nothing, but shows the .orig to come.
+    let before = tree(&root);
+    let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run", "--force"]);
+    assert_unchanged(&root, &before, "--dry-run --force");
+    assert!(shown.contains("+++ b/src/svcgen/tasks.rs.orig"), "{shown}");
+
+    let out = ok(&root, &["add-method", "ScoreBatch", "--force"]);
+    assert!(out.contains("src/svcgen/tasks.rs.orig"), "{out}");
+    assert_eq!(
+        fs::read(root.join("src/svcgen/tasks.rs.orig")).expect("orig"),
+        edited.as_bytes(),
+        "the .orig must be the edited file, byte for byte"
+    );
+    assert_eq!(
+        read(&root, tasks),
+        read(&reference, tasks),
+        "--force rewrites the file to svcgen's version"
+    );
+    assert!(root.join("src/methods/score_batch.rs").is_file());
+    assert_owned_hashes_match(&root);
+}
+
+#[test]
+fn force_refuses_to_overwrite_an_existing_orig() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    let mod_rs = "src/methods/mod.rs";
+    write(&root, mod_rs, &format!("{}// mine\n", read(&root, mod_rs)));
+    write(&root, "src/methods/mod.rs.orig", "an older backup\n");
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch", "--force"],
+        1,
+        &["src/methods/mod.rs.orig", "already exists"],
+    );
+}
+
+#[test]
+fn refuses_when_the_new_handler_file_already_exists() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    write(
+        &root,
+        "src/methods/score_batch.rs",
+        "// written by hand before add-method\n",
+    );
+    for args in [
+        &["add-method", "ScoreBatch"][..],
+        &["add-method", "score-batch", "--force"],
+        &["add-method", "ScoreBatch", "--dry-run"],
+    ] {
+        refused(
+            &root,
+            &root,
+            args,
+            1,
+            &[
+                "src/methods/score_batch.rs",
+                "already exists",
+                "move it away",
+            ],
+        );
+    }
+}
+
+#[test]
+fn refuses_a_message_or_rpc_the_user_already_wrote_in_the_proto() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    let proto = read(&root, "proto/demo_svc.proto");
+    let by_hand = "message ScoreBatchRequest {\n  string batch = 1;\n}\n\n// svcgen:messages";
+    write(
+        &root,
+        "proto/demo_svc.proto",
+        &proto.replacen("// svcgen:messages", by_hand, 1),
+    );
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch"],
+        1,
+        &[
+            "proto/demo_svc.proto",
+            "already defines message `ScoreBatchRequest`",
+            "line",
+        ],
+    );
+}
+
+#[test]
+fn running_the_same_add_method_twice_refuses_the_second_time() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    ok(&root, &["add-method", "ScoreBatch", "--quick"]);
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch", "--quick"],
+        1,
+        &["`ScoreBatch`", "pick another name"],
+    );
+    refused(
+        &root,
+        &root,
+        &["add-method", "score_batch"],
+        1,
+        &["`score_batch`", "ScoreBatch"],
+    );
+}
+
+// ------------------------------------------------------- finding the project
+
+#[test]
+fn finds_the_project_from_a_subdirectory_or_with_path() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+
+    let out = ok(&root.join("src/methods"), &["add-method", "ScoreBatch"]);
+    assert!(out.contains("Added long method `ScoreBatch`"), "{out}");
+    assert!(root.join("src/methods/score_batch.rs").is_file());
+    assert!(!root.join("src/methods/src").exists());
+
+    let elsewhere = work.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("mkdir");
+    let root_arg = root.to_str().expect("utf-8 temp path");
+    ok(
+        &elsewhere,
+        &["add-method", "ExportOnnx", "--path", root_arg],
+    );
+    assert!(root.join("src/methods/export_onnx.rs").is_file());
+    // A relative --path, resolved from the current directory.
+    ok(
+        work.path(),
+        &["add-method", "Rank", "--quick", "--path", "demo-svc"],
+    );
+    assert!(root.join("src/methods/rank.rs").is_file());
+    assert!(
+        fs::read_dir(&elsewhere).expect("ls").next().is_none(),
+        "nothing written where svcgen ran"
+    );
+    assert_eq!(
+        manifest_methods(&root),
+        [
+            ("TrainModel", "long", 3),
+            ("ScoreBatch", "long", 4),
+            ("ExportOnnx", "long", 5),
+            ("Rank", "quick", 6),
+        ]
+        .map(|(n, k, t)| (n.to_string(), k.to_string(), t))
+    );
+    assert_owned_hashes_match(&root);
+}
+
+// ------------------------------------------------------------ user edits
+
+#[test]
+fn user_edits_survive_byte_for_byte() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    let handler = "src/methods/train_model.rs";
+
+    // The user's work: a handler body and a request field.
+    let original_handler = read(&root, handler);
+    let body_start = original_handler
+        .find("pub async fn train_model(")
+        .expect("handler fn");
+    let edited_handler = format!(
+        "{}pub async fn train_model(ctx: TaskContext) -> Result<TrainModelResponse, HandlerError> {{\n    let _ = (ctx, Duration::ZERO);\n    Ok(TrainModelResponse {{ summary: \"mine\".into(), steps: 42 }})\n}}\n",
+        &original_handler[..body_start]
+    );
+    write(&root, handler, &edited_handler);
+    let proto = read(&root, PROTO);
+    let field = "  string dataset_uri = 1; // where to read the data";
+    let edited_proto = proto.replace(
+        "message TrainModelRequest {}",
+        &format!("message TrainModelRequest {{\n{field}\n}}"),
+    );
+    assert_ne!(edited_proto, proto);
+    write(&root, PROTO, &edited_proto);
+    let state = read(&root, "src/state.rs");
+    let user_files: Vec<(String, Vec<u8>)> = tree(&root)
+        .into_iter()
+        .filter_map(|(path, bytes)| Some((path, bytes?)))
+        .filter(|(path, _)| {
+            !path.starts_with("src/svcgen/")
+                && path != "src/methods/mod.rs"
+                && path != "build.rs"
+                && !path.starts_with("tests/svcgen_")
+                && path != PROTO
+                && path != "svcgen.toml"
+        })
+        .collect();
+    assert!(user_files.len() >= 8, "{user_files:?}");
+
+    ok(&root, &["add-method", "ScoreBatch"]);
+    let after_long = read(&root, PROTO);
+    ok(&root, &["add-method", "export_result", "--quick"]);
+    let after_quick = read(&root, PROTO);
+
+    // Every user-owned file is exactly as the user left it.
+    for (path, bytes) in &user_files {
+        assert_eq!(
+            &fs::read(root.join(path)).expect("read"),
+            bytes,
+            "{path} changed"
+        );
+    }
+    assert_eq!(read(&root, handler), edited_handler);
+    assert_eq!(read(&root, "src/state.rs"), state);
+
+    // The proto only gained lines: the old text is all there, in order.
+    assert!(after_quick.contains(&format!("{field}\n")));
+    let long_lines = inserted_lines(&edited_proto, &after_long);
+    let quick_lines = inserted_lines(&after_long, &after_quick);
+    for line in [
+        "message ScoreBatchRequest {}",
+        "message ScoreBatchResponse {",
+        "    ScoreBatchResponse score_batch = 4;",
+        "  rpc ScoreBatch(ScoreBatchRequest) returns (ScoreBatchResponse);",
+    ] {
+        assert!(
+            long_lines.contains(&line.to_string()),
+            "{line:?} not inserted: {long_lines:#?}"
+        );
+    }
+    for line in [
+        "message ExportResultRequest {}",
+        "message ExportResultResponse {",
+        "    ExportResultResponse export_result = 5;",
+        "  rpc ExportResult(ExportResultRequest) returns (ExportResultResponse);",
+    ] {
+        assert!(
+            quick_lines.contains(&line.to_string()),
+            "{line:?} not inserted: {quick_lines:#?}"
+        );
+    }
+    // Each insertion sits above its marker; each marker is still there once.
+    for marker in MARKERS {
+        assert_eq!(
+            after_quick.lines().filter(|l| l.trim() == marker).count(),
+            1,
+            "{marker}"
+        );
+    }
+    let position = |needle: &str| after_quick.find(needle).expect(needle);
+    assert!(position("message ExportResultResponse {") < position("// svcgen:messages"));
+    assert!(position("message ScoreBatchRequest {}") < position("message ExportResultRequest {}"));
+    assert!(position("export_result = 5;") < position("// svcgen:last-result"));
+    assert!(position("rpc ExportResult(") < position("// svcgen:rpcs"));
+    assert!(position("rpc ScoreBatch(") < position("rpc ExportResult("));
+
+    // The manifest records both, with kind and the next tags, and hashes
+    // every owned file as it now is.
+    assert_eq!(
+        manifest_methods(&root),
+        [
+            ("TrainModel", "long", 3),
+            ("ScoreBatch", "long", 4),
+            ("ExportResult", "quick", 5),
+        ]
+        .map(|(n, k, t)| (n.to_string(), k.to_string(), t))
+    );
+    assert_owned_hashes_match(&root);
+    let registry = read(&root, "src/methods/mod.rs");
+    assert!(
+        registry.contains("\"ExportResult\", MethodKind::Quick"),
+        "{registry}"
+    );
+    assert!(
+        registry.contains("\"ScoreBatch\", MethodKind::Long"),
+        "{registry}"
+    );
+}
+
+/// The lines `new` adds to `old`, asserting it removes or changes none.
+fn inserted_lines(old: &str, new: &str) -> Vec<String> {
+    let diff = TextDiff::from_lines(old, new);
+    let mut inserted = Vec::new();
+    let mut kept = String::new();
+    for change in diff.iter_all_changes() {
+        match change.tag() {
+            ChangeTag::Equal => kept.push_str(change.value()),
+            ChangeTag::Insert => inserted.push(change.value().trim_end_matches('\n').to_string()),
+            ChangeTag::Delete => panic!("add-method removed the line {:?}", change.value()),
+        }
+    }
+    assert_eq!(kept, old, "the old proto is not kept byte for byte");
+    inserted
+}
+
+#[test]
+fn a_crlf_checkout_is_grown_in_its_own_line_ends() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    // As git with autocrlf would check it out: every text file in CRLF.
+    for (path, bytes) in tree(&root) {
+        if let Some(bytes) = bytes {
+            let text = String::from_utf8(bytes).expect("text");
+            write(&root, &path, &text.replace('\n', "\r\n"));
+        }
+    }
+    let handler = read(&root, "src/methods/train_model.rs");
+    ok(&root, &["add-method", "ScoreBatch"]);
+    let proto = read(&root, PROTO);
+    assert!(
+        !proto.replace("\r\n", "").contains('\n'),
+        "mixed line ends: {proto:?}"
+    );
+    assert!(proto.contains("  rpc ScoreBatch(ScoreBatchRequest) returns (ScoreBatchResponse);\r\n"));
+    assert_eq!(read(&root, "src/methods/train_model.rs"), handler);
+    let backups: Vec<String> = tree(&root)
+        .into_keys()
+        .filter(|path| path.ends_with(".orig"))
+        .collect();
+    assert!(
+        backups.is_empty(),
+        "line ends are not hand edits: {backups:?}"
+    );
+    assert_owned_hashes_match(&root);
+}
+
+// ------------------------------------------- same as generating it at once
+
+/// Grows a project with add-method and compares it with the same project
+/// generated with every method by `svcgen new`.
+/// `first`: the `new` flags for the methods the project starts with (empty:
+/// svcgen's default `Process` method, which the fresh project then names).
+fn assert_grown_equals_fresh(name: &str, flags: &[&str], first: &[&str], added: &[(&str, bool)]) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut grown_args: Vec<&str> = flags.to_vec();
+    grown_args.extend_from_slice(first);
+    let grown = new_project(&work.path().join("grown"), name, &grown_args);
+
+    let mut fresh_args = grown_args.clone();
+    if first.is_empty() {
+        fresh_args.extend_from_slice(&["--method", "Process"]);
+    }
+    for (method, quick) in added {
+        let mut args = vec!["add-method", method];
+        if *quick {
+            args.push("--quick");
+        }
+        ok(&grown, &args);
+        fresh_args.push(if *quick { "--quick-method" } else { "--method" });
+        fresh_args.push(method);
+    }
+    let fresh = new_project(&work.path().join("fresh"), name, &fresh_args);
+
+    let owned = owned_paths(&fresh);
+    assert_eq!(owned_paths(&grown), owned);
+    assert!(
+        owned.contains(&"src/methods/mod.rs".to_string()),
+        "{owned:?}"
+    );
+    let proto = fresh_proto_path(&fresh);
+    let mut compared: Vec<String> = owned;
+    compared.push(proto);
+    compared.push("svcgen.toml".to_string());
+    for (method, _) in added {
+        let handler = format!("src/methods/{}.rs", snake(method));
+        compared.push(handler);
+    }
+    for path in &compared {
+        assert!(
+            fs::read(grown.join(path)).expect("grown file")
+                == fs::read(fresh.join(path)).expect("fresh file"),
+            "{path} differs between the grown and the fresh project:\n{}",
+            TextDiff::from_lines(&read(&grown, path), &read(&fresh, path))
+                .unified_diff()
+                .header("grown", "fresh")
+        );
+    }
+    // Nothing besides the user files written once at creation (README,
+    // Cargo.toml, ...) differs, and no file is missing on either side.
+    let grown_files = tree(&grown);
+    let fresh_files = tree(&fresh);
+    assert_eq!(
+        grown_files.keys().collect::<Vec<_>>(),
+        fresh_files.keys().collect::<Vec<_>>()
+    );
+}
+
+fn fresh_proto_path(root: &Path) -> String {
+    let table = manifest(root);
+    table["service"]["proto_file"]
+        .as_str()
+        .expect("proto_file")
+        .to_string()
+}
+
+fn snake(method: &str) -> String {
+    use heck::ToSnakeCase;
+    method.to_snake_case()
+}
+
+#[test]
+fn add_method_gives_the_owned_files_and_proto_of_a_fresh_project() {
+    assert_grown_equals_fresh(
+        "demo-svc",
+        &[],
+        &["--method", "TrainModel"],
+        &[("ScoreBatch", false), ("ExportONNX", true)],
+    );
+    assert_grown_equals_fresh(
+        "Report_Builder",
+        &[
+            "--http-port",
+            "9000",
+            "--grpc-port",
+            "9001",
+            "--grpc-host",
+            "reports.internal",
+            "--proto-package",
+            "acme.reports.v1",
+            "--proto-service",
+            "ReportApi",
+        ],
+        &["--quick-method", "Lookup"],
+        &[
+            ("TrainModel", false),
+            ("score_batch", true),
+            ("Rank", false),
+        ],
+    );
+    // From a project made without any --method (the default demo method).
+    assert_grown_equals_fresh("plain", &[], &[], &[("ScoreBatch", true)]);
+}
+
+// ---------------------------------------------------------------- dry run
+
+#[test]
+fn dry_run_writes_nothing_and_diffs_every_change() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    let before = tree(&root);
+    let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run"]);
+    assert_unchanged(&root, &before, "--dry-run");
+    assert!(
+        !shown.contains(&*work.path().to_string_lossy()),
+        "temp path in output"
+    );
+
+    // The diff names exactly the files the real run changes or creates.
+    let diffed: Vec<String> = shown
+        .lines()
+        .filter_map(|line| line.strip_prefix("+++ b/"))
+        .map(str::to_string)
+        .collect();
+    let new_files: Vec<&str> = shown
+        .lines()
+        .zip(shown.lines().skip(1))
+        .filter(|(from, _)| *from == "--- /dev/null")
+        .filter_map(|(_, to)| to.strip_prefix("+++ b/"))
+        .collect();
+    ok(&root, &["add-method", "ScoreBatch"]);
+    let after = tree(&root);
+    let mut changed: Vec<String> = tree_changes(&before, &after)
+        .into_iter()
+        .filter_map(|c| c.split_once(' ').map(|(_, path)| path.to_string()))
+        .filter(|path| after.get(path).is_some_and(Option::is_some))
+        .collect();
+    changed.sort();
+    let mut diffed_sorted = diffed.clone();
+    diffed_sorted.sort();
+    assert_eq!(diffed_sorted, changed);
+    assert_eq!(new_files, ["src/methods/score_batch.rs"]);
+    assert!(diffed.contains(&PROTO.to_string()) && diffed.contains(&"svcgen.toml".to_string()));
+    assert!(shown.contains(
+        "+  rpc ScoreBatch(ScoreBatchRequest) returns (ScoreBatchResponse);\n   // svcgen:rpcs\n"
+    ));
+}
+
+#[test]
+fn dry_run_diff_snapshot() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run"]);
+    insta::assert_snapshot!("dry_run_score_batch", shown);
+}
