@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use sha2::{Digest, Sha256};
 use similar::{ChangeTag, TextDiff};
 
-const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
+mod common;
 
 const PROTO: &str = "proto/demo_svc.proto";
 const MARKERS: [&str; 3] = [
@@ -22,15 +22,7 @@ const MARKERS: [&str; 3] = [
     "// svcgen:last-result",
 ];
 
-/// Runs `svcgen <args>` in `dir` with stdin closed (a prompt would fail, not hang).
-fn svcgen(dir: &Path, args: &[&str]) -> Output {
-    Command::new(SVCGEN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run svcgen")
-}
+use common::svcgen;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -813,18 +805,7 @@ fn add_method_gives_the_owned_files_and_proto_of_a_fresh_project() {
     );
     assert_grown_equals_fresh(
         "Report_Builder",
-        &[
-            "--http-port",
-            "9000",
-            "--grpc-port",
-            "9001",
-            "--grpc-host",
-            "reports.internal",
-            "--proto-package",
-            "acme.reports.v1",
-            "--proto-service",
-            "ReportApi",
-        ],
+        &common::CUSTOM_FLAGS,
         &["--quick-method", "Lookup"],
         &[
             ("TrainModel", false),

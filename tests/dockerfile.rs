@@ -2,9 +2,7 @@
 //! multi-stage, a Rust image at least the crate's rust-version, non-root,
 //! both ports exposed, the right binary, and no toolchain in the final stage.
 
-use std::process::{Command, Stdio};
-
-const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
+mod common;
 
 struct Stage {
     base: String,
@@ -35,17 +33,7 @@ fn stages(dockerfile: &str) -> Vec<Stage> {
 
 fn generate(args: &[&str], created: &str) -> (String, String) {
     let work = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(SVCGEN)
-        .args(args)
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run svcgen");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::svcgen_ok(work.path(), args);
     let read =
         |name: &str| std::fs::read_to_string(work.path().join(created).join(name)).expect(name);
     (read("Dockerfile"), read("Cargo.toml"))

@@ -13,7 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
+mod common;
+
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 #[test]
@@ -24,31 +25,7 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
         &["new", "demo-svc", "--method", "TrainModel", "--no-input"],
         "demo-svc",
     );
-    let custom = generate(
-        work.path(),
-        &[
-            "new",
-            "Report_Builder",
-            "--method",
-            "TrainModel",
-            "--method",
-            "score_batch",
-            "--quick-method",
-            "ExportONNX",
-            "--http-port",
-            "9000",
-            "--grpc-port",
-            "9001",
-            "--grpc-host",
-            "reports.internal",
-            "--proto-package",
-            "acme.reports.v1",
-            "--proto-service",
-            "ReportApi",
-            "--no-input",
-        ],
-        "Report_Builder",
-    );
+    let custom = generate(work.path(), &common::custom_new_args(), common::CUSTOM_DIR);
 
     grow_with_add_method(&demo);
 
@@ -88,22 +65,8 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
 
 /// Runs `svcgen` in `dir` and returns the project it created at `created`.
 fn generate(dir: &Path, args: &[&str], created: &str) -> PathBuf {
-    svcgen(dir, args);
+    common::svcgen_ok(dir, args);
     dir.join(created)
-}
-
-fn svcgen(dir: &Path, args: &[&str]) {
-    let output = Command::new(SVCGEN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run svcgen");
-    assert!(
-        output.status.success(),
-        "svcgen {args:?} failed:\n{}",
-        describe(&output)
-    );
 }
 
 /// Edits a handler body and a request message the way a user would, runs
@@ -131,8 +94,8 @@ fn grow_with_add_method(project: &Path) {
     let handler_before = std::fs::read(&handler).expect("read");
     let proto_before = std::fs::read_to_string(&proto).expect("read");
 
-    svcgen(&project.join("src"), &["add-method", "ScoreBatch"]);
-    svcgen(project, &["add-method", "export-onnx", "--quick"]);
+    common::svcgen_ok(&project.join("src"), &["add-method", "ScoreBatch"]);
+    common::svcgen_ok(project, &["add-method", "export-onnx", "--quick"]);
 
     assert_eq!(
         std::fs::read(&handler).expect("read"),

@@ -3,24 +3,13 @@
 //! up here as a reviewable diff (`cargo insta review`).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
+mod common;
 
 /// Generates a project with `args` and snapshots each of its files.
 fn snapshot_project(label: &str, args: &[&str], created: &str) {
     let work = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(SVCGEN)
-        .args(args)
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run svcgen");
-    assert!(
-        output.status.success(),
-        "svcgen failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::svcgen_ok(work.path(), args);
     let root = work.path().join(created);
     let mut files: Vec<_> = walkdir::WalkDir::new(&root)
         .into_iter()
@@ -52,29 +41,5 @@ fn default_project() {
 
 #[test]
 fn three_methods_with_custom_ports_host_package_and_service() {
-    snapshot_project(
-        "custom",
-        &[
-            "new",
-            "Report_Builder",
-            "--method",
-            "TrainModel",
-            "--method",
-            "score_batch",
-            "--quick-method",
-            "ExportONNX",
-            "--http-port",
-            "9000",
-            "--grpc-port",
-            "9001",
-            "--grpc-host",
-            "reports.internal",
-            "--proto-package",
-            "acme.reports.v1",
-            "--proto-service",
-            "ReportApi",
-            "--no-input",
-        ],
-        "Report_Builder",
-    );
+    snapshot_project("custom", &common::custom_new_args(), common::CUSTOM_DIR);
 }
