@@ -6,6 +6,7 @@ mod add_method;
 mod apply;
 mod cli;
 mod diff;
+mod lockfile;
 mod manifest;
 mod names;
 mod new;

@@ -10,10 +10,14 @@ use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir};
 use serde::Serialize;
 
+use crate::lockfile;
 use crate::manifest;
 use crate::spec::{MethodSpec, ServiceSpec};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// The tested lock of a reference project: not a template, used as data.
+const REFERENCE_LOCK: &str = "reference/Cargo.lock";
 
 /// The per-method handler template, rendered once per method.
 const HANDLER_TEMPLATE: &str = "src/methods/method.rs.tera";
@@ -68,6 +72,11 @@ pub fn render(spec: &ServiceSpec) -> Result<Vec<RenderedFile>> {
         let contents = renderer.render(HANDLER_TEMPLATE, Some(method))?;
         files.push(finish(handler_path(method), contents)?);
     }
+    files.push(RenderedFile {
+        path: PathBuf::from("Cargo.lock"),
+        contents: lockfile::for_crate(reference_lock()?, &spec.crate_name)?,
+        owner: Owner::User,
+    });
     files.push(RenderedFile {
         path: PathBuf::from(manifest::FILE_NAME),
         contents: manifest::render(spec, &files),
@@ -164,9 +173,20 @@ fn load_templates() -> Result<tera::Tera> {
     Ok(tera)
 }
 
+/// The Cargo.lock of the reference project (see [`lockfile`]).
+pub fn reference_lock() -> Result<&'static str> {
+    TEMPLATES
+        .get_file(REFERENCE_LOCK)
+        .and_then(|file| file.contents_utf8())
+        .context("internal error: the embedded reference Cargo.lock is missing")
+}
+
 fn collect(dir: &'static Dir<'static>, out: &mut Vec<(&'static str, &'static str)>) -> Result<()> {
     for file in dir.files() {
         let name = file.path().to_str().context("template path is not UTF-8")?;
+        if !name.ends_with(".tera") {
+            continue;
+        }
         let text = file
             .contents_utf8()
             .with_context(|| format!("template {name} is not UTF-8"))?;

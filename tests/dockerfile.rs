@@ -91,7 +91,7 @@ fn dockerfile_is_multi_stage_non_root_and_exposes_both_ports() {
         assert!(build
             .lines
             .iter()
-            .any(|line| line.contains("cargo build --release")));
+            .any(|line| line.contains("cargo build --release --locked")));
 
         let last = stages.last().expect("final stage");
         assert!(

@@ -30,7 +30,8 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
     grow_with_add_method(&demo);
 
     for project in [&demo, &custom] {
-        cargo(project, &["build"]);
+        // --locked: the Cargo.lock svcgen writes is the one cargo would.
+        cargo(project, &["build", "--locked"]);
         cargo(project, &["test"]);
         cargo(project, &["fmt", "--check"]);
         cargo(
