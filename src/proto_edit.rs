@@ -163,17 +163,8 @@ mod tests {
 
     #[test]
     fn refuses_messages_and_rpcs_the_user_already_wrote() {
-        let spec = crate::spec::ServiceSpec::new(crate::spec::SpecInput {
-            crate_name: "demo-svc".into(),
-            methods: vec![("Foo".into(), crate::spec::MethodKind::Long)],
-            http_port: 8080,
-            grpc_port: 50051,
-            grpc_host: None,
-            proto_package: None,
-            proto_service: None,
-            tags: None,
-        })
-        .unwrap();
+        use crate::spec::{tests::input, MethodKind, ServiceSpec};
+        let spec = ServiceSpec::new(input(&[("Foo", MethodKind::Long)])).unwrap();
         let foo = &spec.methods[0];
         assert!(check_free(PROTO, "x.proto", foo).is_ok());
         for (text, line) in [

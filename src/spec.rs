@@ -207,10 +207,11 @@ pub fn check_ports(http_port: u16, grpc_port: u16) -> NameResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn input(methods: &[(&str, MethodKind)]) -> SpecInput {
+    /// The input of a `demo-svc` with `methods` and every other default.
+    pub(crate) fn input(methods: &[(&str, MethodKind)]) -> SpecInput {
         SpecInput {
             crate_name: "demo-svc".into(),
             methods: methods.iter().map(|(m, k)| (m.to_string(), *k)).collect(),
