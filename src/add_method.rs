@@ -37,8 +37,10 @@ pub fn run(args: AddMethodArgs) -> Result<String> {
     if args.dry_run {
         return Ok(dry_run_report(&project, method, &plan));
     }
-    apply::apply(&project.root, &plan.changes)?;
-    Ok(success_report(&project, method, &plan))
+    let report = success_report(&project, method, &plan);
+    let changes: Vec<Change> = plan.steps.into_iter().map(|step| step.change).collect();
+    apply::apply(&project.root, &changes)?;
+    Ok(report)
 }
 
 /// The project's spec with the new method appended (next free tag).
@@ -61,22 +63,36 @@ fn extended_spec(project: &Project, raw: &str, kind: MethodKind) -> Result<Servi
         .map_err(|err| anyhow!("cannot add method `{raw}` to this project: {err}"))
 }
 
-/// What add-method will write, decided before anything is written.
+/// What add-method will write, decided before anything is written, in the
+/// order it is written (backups first, the manifest last).
 struct Plan {
-    changes: Vec<Change>,
-    /// For each change: the current contents (`None`: a new file).
-    before: Vec<Option<String>>,
+    steps: Vec<Step>,
     /// Owned files that were edited by hand and are rewritten under --force.
     backed_up: Vec<String>,
 }
 
+/// One file to write and what it holds now (`None`: a new file).
+struct Step {
+    change: Change,
+    before: Option<String>,
+}
+
+impl Step {
+    fn new(path: String, contents: String, before: Option<String>) -> Step {
+        Step {
+            change: Change { path, contents },
+            before,
+        }
+    }
+}
+
 fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool) -> Result<Plan> {
-    let files = render::render(spec)?;
-    let mut changes = Vec::new();
-    let mut before = Vec::new();
-    let mut edited = Vec::new();
+    let renderer = render::Renderer::new(spec)?;
+    let files = renderer.files()?;
 
     // svcgen-owned files: rewritten, unless edited by hand.
+    let mut rewrites = Vec::new();
+    let mut edited = Vec::new();
     for file in files.iter().filter(|file| file.owner == Owner::Svcgen) {
         let path = relative(file);
         let current = project.read(&path)?;
@@ -89,11 +105,7 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
                 edited.push((path.clone(), text.clone()));
             }
         }
-        changes.push(Change {
-            path,
-            contents: file.contents.clone(),
-        });
-        before.push(current);
+        rewrites.push(Step::new(path, file.contents.clone(), current));
     }
     if !edited.is_empty() && !force {
         let names: Vec<&str> = edited.iter().map(|(path, _)| path.as_str()).collect();
@@ -103,33 +115,25 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
             names.join(", ")
         );
     }
+    let mut steps = Vec::new();
     let mut backed_up = Vec::new();
     for (path, text) in edited {
         let backup = format!("{path}.orig");
         if project.read(&backup)?.is_some() {
             bail!("{backup} already exists; move it away so that --force can keep your edited {path} there");
         }
-        changes.insert(
-            0,
-            Change {
-                path: backup,
-                contents: text,
-            },
-        );
-        before.insert(0, None);
+        steps.push(Step::new(backup, text, None));
         backed_up.push(path);
     }
+    steps.extend(rewrites);
 
     // The new handler: created, never over an existing file.
     let handler = render::handler_path(method);
     if project.read(&handler)?.is_some() {
         bail!("{handler} already exists; move it away (svcgen never overwrites a handler) and run add-method again");
     }
-    changes.push(Change {
-        contents: rendered(&files, &handler)?.to_string(),
-        path: handler,
-    });
-    before.push(None);
+    let contents = rendered(&files, &handler)?.to_string();
+    steps.push(Step::new(handler, contents, None));
 
     // The proto: new lines above the markers, every other byte kept.
     let proto = format!("proto/{}.proto", spec.proto_file);
@@ -137,25 +141,15 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
         format!("{proto} is missing; svcgen.toml says the service's proto is there")
     })?;
     proto_edit::check_free(&text, &proto, method)?;
-    let insertions = render::proto_insertions(spec, method)?;
-    changes.push(Change {
-        path: proto.clone(),
-        contents: proto_edit::insert(&text, &insertions, &proto)?,
-    });
-    before.push(Some(text));
+    let contents = proto_edit::insert(&text, &renderer.proto_insertions(method)?, &proto)?;
+    steps.push(Step::new(proto, contents, Some(text)));
 
     // The manifest, last: the new method and the new owned-file hashes.
-    changes.push(Change {
-        path: manifest::FILE_NAME.to_string(),
-        contents: rendered(&files, manifest::FILE_NAME)?.to_string(),
-    });
-    before.push(project.read(manifest::FILE_NAME)?);
+    let contents = rendered(&files, manifest::FILE_NAME)?.to_string();
+    let before = project.read(manifest::FILE_NAME)?;
+    steps.push(Step::new(manifest::FILE_NAME.to_string(), contents, before));
 
-    Ok(Plan {
-        changes,
-        before,
-        backed_up,
-    })
+    Ok(Plan { steps, backed_up })
 }
 
 fn relative(file: &RenderedFile) -> String {
@@ -178,14 +172,14 @@ fn dry_run_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String
         method.kind.as_str(),
         method.name,
         project.manifest.service.name,
-        plan.changes.len()
+        plan.steps.len()
     );
-    for (change, before) in plan.changes.iter().zip(&plan.before) {
+    for step in &plan.steps {
         out.push('\n');
         out.push_str(&diff::unified(
-            &change.path,
-            before.as_deref(),
-            &change.contents,
+            &step.change.path,
+            step.before.as_deref(),
+            &step.change.contents,
         ));
     }
     let _ = writeln!(out, "\nNothing was written (--dry-run).");
@@ -201,13 +195,13 @@ fn success_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String
         method.name,
         project.manifest.service.name
     );
-    for (change, before) in plan.changes.iter().zip(&plan.before) {
-        let verb = if before.is_some() {
+    for step in &plan.steps {
+        let verb = if step.before.is_some() {
             "updated"
         } else {
             "created"
         };
-        let _ = writeln!(out, "  {verb:<8} {}", change.path);
+        let _ = writeln!(out, "  {verb:<8} {}", step.change.path);
     }
     for path in &plan.backed_up {
         let _ = writeln!(out, "  your edited {path} is kept as {path}.orig");

@@ -59,31 +59,7 @@ struct TemplateContext<'a> {
 
 /// Renders every file of the project for `spec`, sorted by path.
 pub fn render(spec: &ServiceSpec) -> Result<Vec<RenderedFile>> {
-    let renderer = Renderer::new(spec)?;
-    let mut files = Vec::new();
-    for name in renderer.tera.get_template_names() {
-        if name == HANDLER_TEMPLATE || is_partial(name) {
-            continue;
-        }
-        let contents = renderer.render(name, None)?;
-        files.push(finish(output_path(name, spec), contents)?);
-    }
-    for method in &spec.methods {
-        let contents = renderer.render(HANDLER_TEMPLATE, Some(method))?;
-        files.push(finish(handler_path(method), contents)?);
-    }
-    files.push(RenderedFile {
-        path: PathBuf::from("Cargo.lock"),
-        contents: lockfile::for_crate(reference_lock()?, &spec.crate_name)?,
-        owner: Owner::User,
-    });
-    files.push(RenderedFile {
-        path: PathBuf::from(manifest::FILE_NAME),
-        contents: manifest::render(spec, &files),
-        owner: Owner::User,
-    });
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+    Renderer::new(spec)?.files()
 }
 
 /// The proto text a method adds above each of the three markers: exactly
@@ -99,24 +75,16 @@ pub struct ProtoInsertions {
     pub rpc: String,
 }
 
-/// Renders the proto insertions of `method` (one of `spec`'s methods).
-pub fn proto_insertions(spec: &ServiceSpec, method: &MethodSpec) -> Result<ProtoInsertions> {
-    let renderer = Renderer::new(spec)?;
-    Ok(ProtoInsertions {
-        messages: renderer.render("proto/_messages.tera", Some(method))?,
-        last_result: renderer.render("proto/_last_result.tera", Some(method))?,
-        rpc: renderer.render("proto/_rpc.tera", Some(method))?,
-    })
-}
-
-/// The loaded templates and the context every one of them sees.
-struct Renderer {
+/// The templates, parsed once, and the context every one of them sees for
+/// one spec.
+pub struct Renderer<'a> {
+    spec: &'a ServiceSpec,
     tera: tera::Tera,
     context: tera::Context,
 }
 
-impl Renderer {
-    fn new(spec: &ServiceSpec) -> Result<Renderer> {
+impl<'a> Renderer<'a> {
+    pub fn new(spec: &'a ServiceSpec) -> Result<Renderer<'a>> {
         let server_mod = spec.service_rust_mod.as_str();
         let context = TemplateContext {
             spec,
@@ -130,9 +98,48 @@ impl Renderer {
             service_client: format!("{}Client", spec.service_trait),
         };
         Ok(Renderer {
+            spec,
             tera: load_templates()?,
             context: tera::Context::from_serialize(&context)
                 .context("building template context")?,
+        })
+    }
+
+    /// Every file of the project, sorted by path.
+    pub fn files(&self) -> Result<Vec<RenderedFile>> {
+        let spec = self.spec;
+        let mut files = Vec::new();
+        for name in self.tera.get_template_names() {
+            if name == HANDLER_TEMPLATE || is_partial(name) {
+                continue;
+            }
+            let contents = self.render(name, None)?;
+            files.push(finish(output_path(name, spec), contents)?);
+        }
+        for method in &spec.methods {
+            let contents = self.render(HANDLER_TEMPLATE, Some(method))?;
+            files.push(finish(handler_path(method), contents)?);
+        }
+        files.push(RenderedFile {
+            path: PathBuf::from("Cargo.lock"),
+            contents: lockfile::for_crate(reference_lock()?, &spec.crate_name)?,
+            owner: Owner::User,
+        });
+        files.push(RenderedFile {
+            path: PathBuf::from(manifest::FILE_NAME),
+            contents: manifest::render(spec, &files),
+            owner: Owner::User,
+        });
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// The proto insertions of `method` (one of the spec's methods).
+    pub fn proto_insertions(&self, method: &MethodSpec) -> Result<ProtoInsertions> {
+        Ok(ProtoInsertions {
+            messages: self.render("proto/_messages.tera", Some(method))?,
+            last_result: self.render("proto/_last_result.tera", Some(method))?,
+            rpc: self.render("proto/_rpc.tera", Some(method))?,
         })
     }
 
