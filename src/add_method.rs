@@ -6,15 +6,16 @@ use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::apply::{self, Change};
 use crate::cli::AddMethodArgs;
 use crate::diff;
 use crate::manifest::{self, content_hash};
 use crate::names;
 use crate::project::Project;
 use crate::proto_edit;
-use crate::render::{self, Owner, RenderedFile};
+use crate::layout::{self, Owner};
+use crate::render::{self, RenderedFile};
 use crate::spec::{MethodKind, MethodSpec, ServiceSpec};
+use crate::write::{self, Change};
 
 /// Runs `svcgen add-method`; returns the text to print on success.
 pub fn run(args: AddMethodArgs) -> Result<String> {
@@ -39,7 +40,7 @@ pub fn run(args: AddMethodArgs) -> Result<String> {
     }
     let report = success_report(&project, method, &plan);
     let changes: Vec<Change> = plan.steps.into_iter().map(|step| step.change).collect();
-    apply::apply(&project.root, &changes)?;
+    write::apply(&project.root, &changes)?;
     Ok(report)
 }
 
@@ -69,18 +70,20 @@ struct Plan {
     steps: Vec<Step>,
     /// Owned files that were edited by hand and are rewritten under --force.
     backed_up: Vec<String>,
+    /// The project was converted from the runtime in `src/svcgen/`.
+    converted: bool,
 }
 
-/// One file to write and what it holds now (`None`: a new file).
+/// One file to write or delete, and what it holds now (`None`: a new file).
 struct Step {
     change: Change,
     before: Option<String>,
 }
 
 impl Step {
-    fn new(path: String, contents: String, before: Option<String>) -> Step {
+    fn write(path: String, contents: String, before: Option<String>) -> Step {
         Step {
-            change: Change { path, contents },
+            change: Change::write(path, contents),
             before,
         }
     }
@@ -89,23 +92,42 @@ impl Step {
 fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool) -> Result<Plan> {
     let renderer = render::Renderer::new(spec)?;
     let files = renderer.files()?;
+    // Schema 1: the runtime still lives in src/svcgen/ (svcgen 0.1.0).
+    let converted = project.manifest.schema < 2;
+    if converted {
+        check_runtime_dependency(project)?;
+    }
 
-    // svcgen-owned files: rewritten, unless edited by hand.
+    // svcgen-owned files: rewritten (or, when the layout no longer has
+    // them, deleted), unless edited by hand.
     let mut rewrites = Vec::new();
     let mut edited = Vec::new();
     for file in files.iter().filter(|file| file.owner == Owner::Svcgen) {
-        let path = relative(file);
-        let current = project.read(&path)?;
+        let current = project.read(&file.path)?;
         if current.as_deref() == Some(file.contents.as_str()) {
             continue;
         }
         if let Some(text) = &current {
-            let recorded = project.manifest.owned.get(&path);
-            if recorded != Some(&content_hash(text)) {
-                edited.push((path.clone(), text.clone()));
+            if !recorded(project, &file.path, text) {
+                edited.push((file.path.clone(), text.clone()));
             }
         }
-        rewrites.push(Step::new(path, file.contents.clone(), current));
+        rewrites.push(Step::write(file.path.clone(), file.contents.clone(), current));
+    }
+    for path in project.manifest.owned.keys() {
+        if files.iter().any(|file| &file.path == path) {
+            continue;
+        }
+        let Some(text) = project.read(path)? else {
+            continue;
+        };
+        if !recorded(project, path, &text) {
+            edited.push((path.clone(), text.clone()));
+        }
+        rewrites.push(Step {
+            change: Change::delete(path.clone()),
+            before: Some(text),
+        });
     }
     if !edited.is_empty() && !force {
         let names: Vec<&str> = edited.iter().map(|(path, _)| path.as_str()).collect();
@@ -122,44 +144,81 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
         if project.read(&backup)?.is_some() {
             bail!("{backup} already exists; move it away so that --force can keep your edited {path} there");
         }
-        steps.push(Step::new(backup, text, None));
+        steps.push(Step::write(backup, text, None));
         backed_up.push(path);
     }
     steps.extend(rewrites);
 
     // The new handler: created, never over an existing file.
-    let handler = render::handler_path(method);
+    let handler = layout::handler_path(method);
     if project.read(&handler)?.is_some() {
         bail!("{handler} already exists; move it away (svcgen never overwrites a handler) and run add-method again");
     }
     let contents = rendered(&files, &handler)?.to_string();
-    steps.push(Step::new(handler, contents, None));
+    steps.push(Step::write(handler.clone(), contents, None));
+
+    // Converting: the user-owned files the new layout adds, when missing.
+    if converted {
+        for file in files.iter().filter(|file| file.owner == Owner::User) {
+            let new_kind = file.path.starts_with("tests/");
+            if new_kind && file.path != handler && project.read(&file.path)?.is_none() {
+                steps.push(Step::write(file.path.clone(), file.contents.clone(), None));
+            }
+        }
+    }
 
     // The proto: new lines above the markers, every other byte kept.
-    let proto = format!("proto/{}.proto", spec.proto_file);
+    let proto = layout::proto_path(spec);
     let text = project.read(&proto)?.with_context(|| {
         format!("{proto} is missing; svcgen.toml says the service's proto is there")
     })?;
     proto_edit::check_free(&text, &proto, method)?;
     let contents = proto_edit::insert(&text, &renderer.proto_insertions(method)?, &proto)?;
-    steps.push(Step::new(proto, contents, Some(text)));
+    steps.push(Step::write(proto, contents, Some(text)));
 
     // The manifest, last: the new method and the new owned-file hashes.
     let contents = rendered(&files, manifest::FILE_NAME)?.to_string();
     let before = project.read(manifest::FILE_NAME)?;
-    steps.push(Step::new(manifest::FILE_NAME.to_string(), contents, before));
+    steps.push(Step::write(manifest::FILE_NAME.to_string(), contents, before));
 
-    Ok(Plan { steps, backed_up })
+    Ok(Plan {
+        steps,
+        backed_up,
+        converted,
+    })
 }
 
-fn relative(file: &RenderedFile) -> String {
-    file.path.to_string_lossy().replace('\\', "/")
+/// Whether `text` is what svcgen last wrote to the owned file `path`.
+fn recorded(project: &Project, path: &str, text: &str) -> bool {
+    project.manifest.owned.get(path) == Some(&content_hash(text))
+}
+
+/// A project made with the runtime in `src/svcgen/` can be converted only
+/// once its (user-owned) Cargo.toml depends on the vendored runtime crate:
+/// svcgen never edits that file, so the user adds the one line.
+fn check_runtime_dependency(project: &Project) -> Result<()> {
+    let text = project
+        .read("Cargo.toml")?
+        .context("Cargo.toml is missing from the project")?;
+    let manifest: toml::Table =
+        toml::from_str(&text).context("Cargo.toml is not valid TOML")?;
+    let has_runtime = manifest
+        .get("dependencies")
+        .and_then(|deps| deps.get("svcgen-runtime"))
+        .is_some();
+    if !has_runtime {
+        bail!(
+            "this project keeps the svcgen runtime in src/svcgen/ (made by svcgen 0.1.0); svcgen now vendors it as the svcgen-runtime crate: add `{}` under [dependencies] in Cargo.toml (svcgen never edits that file), then run this command again to convert the project",
+            layout::runtime_dependency()
+        );
+    }
+    Ok(())
 }
 
 fn rendered<'a>(files: &'a [RenderedFile], path: &str) -> Result<&'a str> {
     files
         .iter()
-        .find(|file| relative(file) == path)
+        .find(|file| file.path == path)
         .map(|file| file.contents.as_str())
         .with_context(|| format!("internal error: {path} was not rendered"))
 }
@@ -179,7 +238,7 @@ fn dry_run_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String
         out.push_str(&diff::unified(
             &step.change.path,
             step.before.as_deref(),
-            &step.change.contents,
+            step.change.contents.as_deref(),
         ));
     }
     let _ = writeln!(out, "\nNothing was written (--dry-run).");
@@ -196,22 +255,38 @@ fn success_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String
         project.manifest.service.name
     );
     for step in &plan.steps {
-        let verb = if step.before.is_some() {
-            "updated"
-        } else {
-            "created"
+        let verb = match (&step.before, &step.change.contents) {
+            (_, None) => "deleted",
+            (Some(_), Some(_)) => "updated",
+            (None, Some(_)) => "created",
         };
         let _ = writeln!(out, "  {verb:<8} {}", step.change.path);
     }
     for path in &plan.backed_up {
         let _ = writeln!(out, "  your edited {path} is kept as {path}.orig");
     }
+    if plan.converted {
+        let _ = writeln!(
+            out,
+            "\nConverted from the runtime in src/svcgen/ to the svcgen-runtime crate ({}/).",
+            layout::RUNTIME_DIR
+        );
+        let _ = writeln!(
+            out,
+            "  Dockerfile: add `COPY {0} ./{0}` before `COPY src ./src`",
+            layout::RUNTIME_DIR
+        );
+        let _ = writeln!(
+            out,
+            "  Cargo.lock: run `cargo build` once to record the crate (the Docker build uses --locked)"
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "Next:");
     let _ = writeln!(
         out,
         "  write the body of {} and the fields of {} in proto/{}.proto",
-        render::handler_path(method),
+        layout::handler_path(method),
         method.response_message,
         project.manifest.service.proto_package.replace('.', "_")
     );

@@ -3,9 +3,9 @@
 //! (0 success, 2 bad usage or an invalid name, 1 anything else).
 
 mod add_method;
-mod apply;
 mod cli;
 mod diff;
+mod layout;
 mod lockfile;
 mod manifest;
 mod names;

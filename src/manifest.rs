@@ -9,14 +9,16 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::render::{Owner, RenderedFile};
+use crate::layout::Owner;
+use crate::render::RenderedFile;
 use crate::spec::{MethodKind, ServiceSpec, SpecInput, FIRST_METHOD_TAG};
 
 /// The manifest's file name, at the project root.
-pub const FILE_NAME: &str = "svcgen.toml";
+pub const FILE_NAME: &str = crate::layout::MANIFEST_FILE;
 
-/// The manifest format this svcgen writes and understands.
-pub const SCHEMA: u32 = 1;
+/// The manifest format this svcgen writes. Schema 1 is a project whose
+/// runtime lives in `src/svcgen/` (svcgen 0.1.0); `add-method` converts it.
+pub const SCHEMA: u32 = 2;
 
 /// SHA-256 (hex) of `contents` with CRLF line ends turned into LF, so a
 /// checkout with Windows line ends still matches.
@@ -67,8 +69,7 @@ pub fn render(spec: &ServiceSpec, files: &[RenderedFile]) -> String {
         .collect();
     owned.sort_by(|a, b| a.path.cmp(&b.path));
     for file in owned {
-        let path = file.path.to_string_lossy().replace('\\', "/");
-        let _ = writeln!(out, "\"{path}\" = \"{}\"", content_hash(&file.contents));
+        let _ = writeln!(out, "\"{}\" = \"{}\"", file.path, content_hash(&file.contents));
     }
     out
 }
@@ -76,6 +77,8 @@ pub fn render(spec: &ServiceSpec, files: &[RenderedFile]) -> String {
 /// A parsed `svcgen.toml` (its `schema` checked by [`Manifest::parse`]).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Manifest {
+    /// 1: the runtime is in `src/svcgen/`; 2: it is the `svcgen-runtime` crate.
+    pub schema: u32,
     pub service: ServiceSection,
     #[serde(default)]
     pub methods: Vec<MethodEntry>,

@@ -5,9 +5,10 @@
 use crate::cli::NewArgs;
 use crate::names;
 use crate::prompt::{self, Given};
+use crate::layout;
 use crate::render::{self, RenderedFile};
 use crate::spec::ServiceSpec;
-use crate::write::{self, TargetState, Written};
+use crate::write::{self, Change, TargetState};
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -41,36 +42,26 @@ pub fn run_with(args: NewArgs, interactive: bool) -> Result<String> {
         (check_target(&args)?, spec)
     };
     let files = render::render(&spec)?;
-    write::check_paths(&files)?;
-
     let path = &args.path;
+    // Which files are already there (only a non-empty target has any).
+    let replaced: Vec<bool> = files
+        .iter()
+        .map(|f| state == TargetState::NonEmpty && write::exists(path, &f.path))
+        .collect();
     if args.dry_run {
-        let plan = match state {
-            TargetState::NonEmpty => write::plan_over(path, &files)?,
-            _ => files
-                .iter()
-                .map(|f| Written {
-                    path: f.path.clone(),
-                    replaced: false,
-                })
-                .collect(),
-        };
-        return Ok(dry_run_report(&spec, path, &plan));
+        return Ok(dry_run_report(&spec, path, &files, &replaced));
     }
-    let written = match state {
-        TargetState::NonEmpty => write::write_over(path, &files)?,
-        TargetState::Missing | TargetState::Empty => {
-            write::write_fresh(path, &files)?;
-            files
+    match state {
+        TargetState::NonEmpty => {
+            let changes: Vec<Change> = files
                 .iter()
-                .map(|f| Written {
-                    path: f.path.clone(),
-                    replaced: false,
-                })
-                .collect()
+                .map(|f| Change::write(f.path.clone(), f.contents.clone()))
+                .collect();
+            write::apply(path, &changes)?;
         }
-    };
-    Ok(success_report(&spec, path, &files, &written))
+        TargetState::Missing | TargetState::Empty => write::write_fresh(path, &files)?,
+    }
+    Ok(success_report(&spec, path, &files, &replaced))
 }
 
 /// What is at the target, refusing a non-empty one without `--force`.
@@ -107,18 +98,23 @@ fn check_given(given: &Given) -> Result<(), names::InvalidName> {
     Ok(())
 }
 
-fn dry_run_report(spec: &ServiceSpec, path: &Path, plan: &[Written]) -> String {
+fn dry_run_report(
+    spec: &ServiceSpec,
+    path: &Path,
+    files: &[RenderedFile],
+    replaced: &[bool],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "Would create service `{}` at {} ({} files):",
         spec.crate_name,
         path.display(),
-        plan.len()
+        files.len()
     );
-    for w in plan {
-        let note = if w.replaced { "  (overwrite)" } else { "" };
-        let _ = writeln!(out, "  {}{note}", slash_path(&w.path));
+    for (file, replaced) in files.iter().zip(replaced) {
+        let note = if *replaced { "  (overwrite)" } else { "" };
+        let _ = writeln!(out, "  {}{note}", file.path);
     }
     let _ = writeln!(out, "Dry run: nothing was written.");
     out
@@ -128,10 +124,10 @@ fn success_report(
     spec: &ServiceSpec,
     path: &Path,
     files: &[RenderedFile],
-    written: &[Written],
+    replaced: &[bool],
 ) -> String {
     let mut out = String::new();
-    let replaced = written.iter().filter(|w| w.replaced).count();
+    let replaced = replaced.iter().filter(|r| **r).count();
     let _ = write!(
         out,
         "Created service `{}` at {} ({} files",
@@ -143,16 +139,16 @@ fn success_report(
         let _ = write!(out, ", {replaced} overwritten");
     }
     let _ = writeln!(out, ")");
-    let has = |p: &str| files.iter().any(|f| slash_path(&f.path) == p);
+    let has = |p: &str| files.iter().any(|f| f.path == p);
 
     let mut yours: Vec<(String, String)> = Vec::new();
     for m in &spec.methods {
-        let file = format!("src/methods/{}.rs", m.handler);
+        let file = layout::handler_path(m);
         if has(&file) {
             yours.push((file, format!("{} ({} method)", m.name, m.kind.as_str())));
         }
     }
-    let proto = format!("proto/{}.proto", spec.proto_file);
+    let proto = layout::proto_path(spec);
     if has(&proto) {
         yours.push((proto, "request/response message fields".to_string()));
     }
@@ -174,14 +170,6 @@ fn success_report(
     let _ = writeln!(out, "  cargo run");
     let _ = writeln!(out, "  cargo test");
     out
-}
-
-/// A relative path with `/` separators, for display.
-fn slash_path(p: &Path) -> String {
-    p.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Quotes `s` for a POSIX shell when it contains anything unusual.

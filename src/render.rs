@@ -1,15 +1,19 @@
-//! Renders a whole project in memory from a validated [`ServiceSpec`]: the
-//! embedded Tera templates, one handler per method, rustfmt on the Rust
-//! files, and the `svcgen.toml` manifest with the owned-file hashes.
+//! Renders a whole project in memory from a validated [`ServiceSpec`],
+//! following the [`layout`](crate::layout) table: the embedded Tera
+//! templates, one handler per method, the vendored runtime, the lock file,
+//! and last the `svcgen.toml` manifest with the owned-file hashes.
+//!
+//! No formatter runs: the templates are written in the exact form `cargo
+//! fmt` gives them, for names of any allowed length (tests/formatting.rs
+//! checks this with rustfmt). What svcgen writes therefore depends only on
+//! its version and its inputs, not on the tools installed or the directory
+//! it runs in, and rendering costs no process spawn.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use include_dir::{include_dir, Dir};
 use serde::Serialize;
 
+use crate::layout::{self, Destination, Owner, Source, LAYOUT};
 use crate::lockfile;
 use crate::manifest;
 use crate::spec::{MethodSpec, ServiceSpec};
@@ -19,28 +23,14 @@ static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 /// The tested lock of a reference project: not a template, used as data.
 const REFERENCE_LOCK: &str = "reference/Cargo.lock";
 
-/// The per-method handler template, rendered once per method.
-const HANDLER_TEMPLATE: &str = "src/methods/method.rs.tera";
-
 /// The oldest Rust the generated project builds with (tonic 0.14 needs 1.88).
 pub const RUST_VERSION: &str = "1.88";
 
-/// Who may change a generated file later (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Owner {
-    /// Rewritten by svcgen from the manifest; hashed to detect hand edits.
-    Svcgen,
-    /// The proto: svcgen only inserts at its markers.
-    Shared,
-    /// Written once, never touched again.
-    User,
-}
-
-/// One file of a rendered project, path relative to the project root.
+/// One file of a rendered project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
-    pub path: PathBuf,
+    /// Relative to the project root, `/`-separated.
+    pub path: String,
     pub contents: String,
     pub owner: Owner,
 }
@@ -51,8 +41,8 @@ struct TemplateContext<'a> {
     #[serde(flatten)]
     spec: &'a ServiceSpec,
     rust_version: &'static str,
-    service_server_mod: &'a str,
-    service_server: String,
+    runtime_dependency: String,
+    runtime_vendored: bool,
     service_client_mod: String,
     service_client: String,
 }
@@ -89,8 +79,8 @@ impl<'a> Renderer<'a> {
         let context = TemplateContext {
             spec,
             rust_version: RUST_VERSION,
-            service_server_mod: server_mod,
-            service_server: format!("{}Server", spec.service_trait),
+            runtime_dependency: layout::runtime_dependency(),
+            runtime_vendored: layout::RUNTIME == layout::Runtime::Vendored,
             service_client_mod: format!(
                 "{}_client",
                 server_mod.strip_suffix("_server").unwrap_or(server_mod)
@@ -107,27 +97,46 @@ impl<'a> Renderer<'a> {
 
     /// Every file of the project, sorted by path.
     pub fn files(&self) -> Result<Vec<RenderedFile>> {
-        let spec = self.spec;
         let mut files = Vec::new();
-        for name in self.tera.get_template_names() {
-            if name == HANDLER_TEMPLATE || is_partial(name) {
-                continue;
+        let mut manifest_path = None;
+        for entry in LAYOUT {
+            let file = |path: String, contents: String| RenderedFile {
+                path,
+                contents,
+                owner: entry.owner,
+            };
+            match (entry.source, entry.destination) {
+                (Source::Template(template), Destination::Handler) => {
+                    for method in &self.spec.methods {
+                        let contents = self.render(template, Some(method))?;
+                        files.push(file(layout::handler_path(method), contents));
+                    }
+                }
+                (Source::Template(template), _) => {
+                    for path in entry.paths(self.spec) {
+                        files.push(file(path, self.render(template, None)?));
+                    }
+                }
+                (Source::Runtime, _) => {
+                    for runtime_file in layout::runtime_files() {
+                        let path = format!("{}/{}", layout::RUNTIME_DIR, runtime_file.path);
+                        files.push(file(path, runtime_file.contents.to_string()));
+                    }
+                }
+                (Source::Lockfile, _) => {
+                    let lock = lockfile::for_crate(reference_lock()?, &self.spec.crate_name)?;
+                    for path in entry.paths(self.spec) {
+                        files.push(file(path, lock.clone()));
+                    }
+                }
+                (Source::Manifest, _) => manifest_path = entry.paths(self.spec).pop(),
             }
-            let contents = self.render(name, None)?;
-            files.push(finish(output_path(name, spec), contents)?);
         }
-        for method in &spec.methods {
-            let contents = self.render(HANDLER_TEMPLATE, Some(method))?;
-            files.push(finish(handler_path(method), contents)?);
-        }
+        let path = manifest_path.context("internal error: the layout has no manifest")?;
+        let contents = manifest::render(self.spec, &files);
         files.push(RenderedFile {
-            path: PathBuf::from("Cargo.lock"),
-            contents: lockfile::for_crate(reference_lock()?, &spec.crate_name)?,
-            owner: Owner::User,
-        });
-        files.push(RenderedFile {
-            path: PathBuf::from(manifest::FILE_NAME),
-            contents: manifest::render(spec, &files),
+            path,
+            contents,
             owner: Owner::User,
         });
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -155,19 +164,6 @@ impl<'a> Renderer<'a> {
         };
         rendered.with_context(|| format!("rendering template {template}"))
     }
-}
-
-/// Partials (`_name.tera`) are pieces of other templates, not files.
-fn is_partial(template: &str) -> bool {
-    template
-        .rsplit('/')
-        .next()
-        .is_some_and(|file| file.starts_with('_'))
-}
-
-/// The path (relative to the project root) a handler file is written to.
-pub fn handler_path(method: &MethodSpec) -> String {
-    format!("src/methods/{}.rs", method.handler)
 }
 
 fn load_templates() -> Result<tera::Tera> {
@@ -205,75 +201,44 @@ fn collect(dir: &'static Dir<'static>, out: &mut Vec<(&'static str, &'static str
     Ok(())
 }
 
-/// Where a template's output goes: its own path without `.tera`, except
-/// for the few files whose real names cannot sit in `templates/` (cargo
-/// drops folders holding a `Cargo.toml`; dotfiles are easy to lose).
-fn output_path(template: &str, spec: &ServiceSpec) -> String {
-    match template {
-        "proto/service.proto.tera" => format!("proto/{}.proto", spec.proto_file),
-        "dockerignore.tera" => ".dockerignore".to_string(),
-        "gitignore.tera" => ".gitignore".to_string(),
-        other => other.trim_end_matches(".tera").to_string(),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::tests::input;
+    use crate::spec::MethodKind;
 
-/// The owner of a generated file, by its path (DESIGN §5).
-pub fn owner_of(path: &str) -> Owner {
-    let svcgen_test = path
-        .strip_prefix("tests/svcgen_")
-        .is_some_and(|rest| rest.ends_with(".rs"));
-    if path.starts_with("src/svcgen/")
-        || path == "src/methods/mod.rs"
-        || path == "build.rs"
-        || svcgen_test
-    {
-        Owner::Svcgen
-    } else if path.starts_with("proto/") {
-        Owner::Shared
-    } else {
-        Owner::User
+    #[test]
+    fn every_template_is_used_by_the_layout_or_as_a_proto_partial() {
+        let used: Vec<&str> = LAYOUT
+            .iter()
+            .filter_map(|entry| match entry.source {
+                Source::Template(template) => Some(template),
+                _ => None,
+            })
+            .collect();
+        let mut templates = Vec::new();
+        collect(&TEMPLATES, &mut templates).unwrap();
+        for (name, _) in templates {
+            let partial = name.starts_with("proto/_");
+            assert!(used.contains(&name) || partial, "{name} is not in the layout");
+        }
     }
-}
 
-fn finish(path: String, contents: String) -> Result<RenderedFile> {
-    let contents = if path.ends_with(".rs") {
-        rustfmt(&path, contents)?
-    } else {
-        contents
-    };
-    Ok(RenderedFile {
-        owner: owner_of(&path),
-        path: PathBuf::from(path),
-        contents,
-    })
-}
-
-/// Formats Rust source the way `cargo fmt` will, so that formatting a new
-/// project never changes a file svcgen owns. Without rustfmt on PATH the
-/// source is kept as rendered.
-fn rustfmt(path: &str, source: String) -> Result<String> {
-    let child = Command::new("rustfmt")
-        .args(["--edition", "2021", "--emit", "stdout"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        return Ok(source);
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(source.as_bytes())
-            .with_context(|| format!("piping {path} to rustfmt"))?;
+    #[test]
+    fn the_vendored_runtime_is_the_workspace_crate_byte_for_byte() {
+        let spec = ServiceSpec::new(input(&[("Process", MethodKind::Long)])).unwrap();
+        let files = render(&spec).unwrap();
+        let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("svcgen-runtime");
+        let vendored: Vec<&RenderedFile> = files
+            .iter()
+            .filter(|file| file.path.starts_with("svcgen-runtime/"))
+            .collect();
+        assert!(vendored.len() > 10, "{} runtime files", vendored.len());
+        for file in vendored {
+            let relative = file.path.trim_start_matches("svcgen-runtime/");
+            let on_disk = std::fs::read_to_string(crate_dir.join(relative)).unwrap();
+            assert!(file.contents == on_disk, "{} differs", file.path);
+            assert_eq!(file.owner, Owner::Svcgen, "{}", file.path);
+        }
     }
-    let output = child
-        .wait_with_output()
-        .with_context(|| format!("running rustfmt on {path}"))?;
-    if !output.status.success() {
-        bail!(
-            "internal error: the rendered {path} is not valid Rust: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    String::from_utf8(output.stdout).with_context(|| format!("rustfmt output for {path}"))
 }

@@ -4,9 +4,9 @@
 //!   directory beside the target, which is then renamed onto the target; on
 //!   any error the staging directory (and any parent directory we created)
 //!   is removed again.
-//! - [`write_over`] (`--force`): writes only the rendered files into an
-//!   existing directory, each through a temporary file and a rename, and
-//!   never deletes anything else.
+//! - [`apply`] (`new --force`, `add-method`): changes files of an existing
+//!   directory as one unit, each through a temporary file and a rename,
+//!   restoring the originals if any step fails, and touches nothing else.
 
 use crate::render::RenderedFile;
 use anyhow::{bail, Context, Result};
@@ -45,18 +45,15 @@ pub fn inspect_target(target: &Path) -> Result<TargetState> {
     }
 }
 
-/// Checks every rendered path is relative and stays inside the project.
-pub fn check_paths(files: &[RenderedFile]) -> Result<()> {
-    for f in files {
-        let ok = !f.path.as_os_str().is_empty()
-            && f.path
+/// Checks every path is relative and stays inside the project.
+pub fn check_paths<'a>(paths: impl Iterator<Item = &'a str>) -> Result<()> {
+    for path in paths {
+        let ok = !path.is_empty()
+            && Path::new(path)
                 .components()
                 .all(|c| matches!(c, Component::Normal(_)));
         if !ok {
-            bail!(
-                "internal error: rendered path `{}` is not a plain relative path",
-                f.path.display()
-            );
+            bail!("internal error: the path `{path}` is not a plain relative path");
         }
     }
     Ok(())
@@ -65,7 +62,7 @@ pub fn check_paths(files: &[RenderedFile]) -> Result<()> {
 /// Writes `files` into `target`, which must be missing or an empty
 /// directory, all-or-nothing (staging directory + rename).
 pub fn write_fresh(target: &Path, files: &[RenderedFile]) -> Result<()> {
-    check_paths(files)?;
+    check_paths(files.iter().map(|f| f.path.as_str()))?;
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -180,100 +177,171 @@ fn remove_created_dirs(dir: &Path, first: &Path) {
     }
 }
 
-/// One file written by [`write_over`].
+/// A file to create, replace or delete, relative to the project root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// Path relative to the project root.
-    pub path: PathBuf,
-    /// True when a file was already there and was replaced.
-    pub replaced: bool,
+pub struct Change {
+    pub path: String,
+    /// The new contents; `None` deletes the file.
+    pub contents: Option<String>,
 }
 
-/// Writes `files` into the existing directory `target`, replacing only those
-/// files (each via a temporary file + rename) and deleting nothing else.
-/// Every path is checked first, then all temporary files are written, then
-/// renamed, so a failure before the renames leaves the directory as it was.
-pub fn write_over(target: &Path, files: &[RenderedFile]) -> Result<Vec<Written>> {
-    check_paths(files)?;
-    let plan = plan_over(target, files)?;
-    let mut temps: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
-    let staged = (|| -> Result<()> {
-        for f in files {
-            let dest = target.join(&f.path);
-            if let Some(dir) = dest.parent() {
-                fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create directory `{}`", dir.display()))?;
-            }
-            let tmp = temp_path(&dest);
-            write_new_file(&tmp, f.contents.as_bytes())
-                .with_context(|| format!("cannot write `{}`", tmp.display()))?;
-            temps.push((tmp, dest));
-        }
-        Ok(())
-    })();
-    if let Err(e) = staged {
-        for (tmp, _) in &temps {
-            let _ = fs::remove_file(tmp);
-        }
-        return Err(e);
-    }
-    for (i, (tmp, dest)) in temps.iter().enumerate() {
-        if let Err(e) = fs::rename(tmp, dest) {
-            for (tmp, _) in &temps[i..] {
-                let _ = fs::remove_file(tmp);
-            }
-            return Err(e).with_context(|| format!("cannot replace `{}`", dest.display()));
+impl Change {
+    /// Creates or replaces `path` with `contents`.
+    pub fn write(path: impl Into<String>, contents: impl Into<String>) -> Change {
+        Change {
+            path: path.into(),
+            contents: Some(contents.into()),
         }
     }
-    Ok(plan)
+
+    /// Deletes `path`.
+    pub fn delete(path: impl Into<String>) -> Change {
+        Change {
+            path: path.into(),
+            contents: None,
+        }
+    }
 }
 
-/// Which rendered files already exist in `target`; an error when a path is
-/// taken by a directory or goes through a file.
-pub fn plan_over(target: &Path, files: &[RenderedFile]) -> Result<Vec<Written>> {
-    files
-        .iter()
-        .map(|f| {
-            let dest = target.join(&f.path);
-            let mut prefix = target.to_path_buf();
-            let parents: Vec<_> = f
-                .path
-                .parent()
-                .map(|p| p.components().collect())
-                .unwrap_or_default();
-            for c in parents {
-                prefix.push(c);
-                if let Ok(meta) = fs::symlink_metadata(&prefix) {
-                    if !meta.is_dir() && !fs::metadata(&prefix).is_ok_and(|m| m.is_dir()) {
-                        bail!(
-                            "cannot write `{}`: `{}` is not a directory",
-                            dest.display(),
-                            prefix.display()
-                        );
-                    }
-                }
-            }
-            let replaced = match fs::symlink_metadata(&dest) {
-                Ok(meta) if meta.is_dir() => {
-                    bail!("cannot write `{}`: it is a directory", dest.display())
-                }
-                Ok(_) => true,
-                Err(_) => false,
-            };
-            Ok(Written {
-                path: f.path.clone(),
-                replaced,
-            })
-        })
-        .collect()
+/// Applies `changes` to the existing directory `root` as one unit, and
+/// touches nothing else: every path is checked first, then every new
+/// content is written to a temporary file beside its target, then all are
+/// renamed into place (and deletions done); if any step fails, the files
+/// already changed get their original bytes back and new ones are removed.
+/// Directories emptied by deletions are removed.
+pub fn apply(root: &Path, changes: &[Change]) -> Result<()> {
+    apply_with(root, changes, |from, to| fs::rename(from, to))
 }
 
-fn temp_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+/// [`apply`] with the rename step given (tests make it fail).
+fn apply_with(
+    root: &Path,
+    changes: &[Change],
+    rename: impl Fn(&Path, &Path) -> std::io::Result<()>,
+) -> Result<()> {
+    check_paths(changes.iter().map(|change| change.path.as_str()))?;
+    let mut originals = Vec::with_capacity(changes.len());
+    for change in changes {
+        check_destination(root, &change.path)?;
+        let target = root.join(&change.path);
+        let original = match fs::read(&target) {
+            Ok(bytes) => Some(bytes),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", change.path)),
+        };
+        originals.push(original);
+    }
+
+    let mut staged: Vec<Option<PathBuf>> = Vec::with_capacity(changes.len());
+    let staging = changes.iter().try_for_each(|change| {
+        let Some(contents) = &change.contents else {
+            staged.push(None);
+            return Ok(());
+        };
+        let temp = temp_path(&root.join(&change.path));
+        if let Some(dir) = temp.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        write_new_file(&temp, contents.as_bytes())
+            .with_context(|| format!("cannot write {}", temp.display()))?;
+        staged.push(Some(temp));
+        Ok::<(), anyhow::Error>(())
+    });
+    if let Err(err) = staging {
+        remove_all(staged.iter().flatten());
+        return Err(err);
+    }
+
+    for (index, (change, temp)) in changes.iter().zip(&staged).enumerate() {
+        let target = root.join(&change.path);
+        let done = match temp {
+            Some(temp) => rename(temp, &target),
+            None => match fs::remove_file(&target) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        };
+        if let Err(err) = done {
+            restore(root, &changes[..index], &originals[..index]);
+            remove_all(staged[index..].iter().flatten());
+            return Err(err).with_context(|| {
+                format!("cannot change {}; every file was restored", change.path)
+            });
+        }
+    }
+    for change in changes.iter().filter(|change| change.contents.is_none()) {
+        remove_empty_parents(root, &change.path);
+    }
+    Ok(())
+}
+
+/// Refuses a path taken by a directory, or one that goes through a file.
+fn check_destination(root: &Path, relative: &str) -> Result<()> {
+    let dest = root.join(relative);
+    let mut prefix = root.to_path_buf();
+    let parents: Vec<_> = Path::new(relative)
+        .parent()
+        .map(|p| p.components().collect())
         .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.svcgen-tmp-{}", std::process::id()))
+    for component in parents {
+        prefix.push(component);
+        if fs::symlink_metadata(&prefix).is_ok() && !fs::metadata(&prefix).is_ok_and(|m| m.is_dir())
+        {
+            bail!(
+                "cannot write `{}`: `{}` is not a directory",
+                dest.display(),
+                prefix.display()
+            );
+        }
+    }
+    if fs::symlink_metadata(&dest).is_ok_and(|meta| meta.is_dir()) {
+        bail!("cannot write `{}`: it is a directory", dest.display());
+    }
+    Ok(())
+}
+
+/// Whether `relative` names an existing file under `root`.
+pub fn exists(root: &Path, relative: &str) -> bool {
+    fs::symlink_metadata(root.join(relative)).is_ok()
+}
+
+/// `dir/.name.svcgen-new`: hidden, beside the target, on the same file system.
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.svcgen-new"))
+}
+
+/// Puts back the original bytes of `changes` (removing files that did not exist).
+fn restore(root: &Path, changes: &[Change], originals: &[Option<Vec<u8>>]) {
+    for (change, original) in changes.iter().zip(originals) {
+        let target = root.join(&change.path);
+        // Best effort: there is no better place to report a failure here
+        // than the error already on its way to the user.
+        let _ = match original {
+            Some(bytes) => fs::write(&target, bytes),
+            None => fs::remove_file(&target),
+        };
+    }
+}
+
+fn remove_all<'a>(paths: impl Iterator<Item = &'a PathBuf>) {
+    for path in paths {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Removes the directories above a deleted file that are now empty, up to `root`.
+fn remove_empty_parents(root: &Path, relative: &str) {
+    let mut dir = Path::new(relative).parent();
+    while let Some(current) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if fs::remove_dir(root.join(current)).is_err() {
+            break;
+        }
+        dir = current.parent();
+    }
 }
 
 fn write_new_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
@@ -285,12 +353,13 @@ fn write_new_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Owner;
 
     fn file(path: &str, contents: &str) -> RenderedFile {
         RenderedFile {
             path: path.into(),
             contents: contents.into(),
-            owner: crate::render::Owner::User,
+            owner: Owner::User,
         }
     }
 
@@ -328,37 +397,74 @@ mod tests {
 
     #[test]
     fn rejects_escaping_paths() {
-        let bad = vec![file("../x", "")];
-        assert!(check_paths(&bad).is_err());
+        assert!(check_paths(["../x"].into_iter()).is_err());
+        assert!(check_paths(["/etc/x"].into_iter()).is_err());
+        assert!(check_paths(["a/b.rs"].into_iter()).is_ok());
     }
 
     #[test]
-    fn over_keeps_other_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::write(tmp.path().join("Cargo.toml"), "old").unwrap();
-        fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
-        let written = write_over(tmp.path(), &files()).unwrap();
-        assert!(written[0].replaced && !written[1].replaced);
-        assert_eq!(
-            fs::read_to_string(tmp.path().join("Cargo.toml")).unwrap(),
-            "x"
-        );
-        assert_eq!(
-            fs::read_to_string(tmp.path().join("notes.txt")).unwrap(),
-            "mine"
-        );
-        let names: Vec<_> = fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
+    fn apply_writes_replaces_and_deletes_and_keeps_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("a.txt"), "old").unwrap();
+        fs::write(root.join("notes.txt"), "mine").unwrap();
+        fs::create_dir_all(root.join("gone")).unwrap();
+        fs::write(root.join("gone/x.rs"), "x").unwrap();
+        apply(
+            root,
+            &[
+                Change::write("a.txt", "new"),
+                Change::write("sub/b.txt", "b"),
+                Change::delete("gone/x.rs"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "new");
+        assert_eq!(fs::read_to_string(root.join("sub/b.txt")).unwrap(), "b");
+        assert_eq!(fs::read_to_string(root.join("notes.txt")).unwrap(), "mine");
+        assert!(!root.join("gone").exists(), "an emptied directory is removed");
+        let leftovers: Vec<_> = walkdir::WalkDir::new(root)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".svcgen-new"))
             .collect();
-        assert_eq!(names.len(), 3, "no temp files left: {names:?}");
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
-    fn over_refuses_directory_in_the_way() {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir(tmp.path().join("Cargo.toml")).unwrap();
-        assert!(write_over(tmp.path(), &files()).is_err());
-        assert!(!tmp.path().join("src").exists());
+    fn a_failed_rename_restores_every_earlier_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("a.txt"), "old").unwrap();
+        fs::write(root.join("doomed.txt"), "kept").unwrap();
+        let changes = [
+            Change::write("a.txt", "new"),
+            Change::delete("doomed.txt"),
+            Change::write("fresh.txt", "x"),
+            Change::write("last.txt", "y"),
+        ];
+        let err = apply_with(root, &changes, |from, to| {
+            if to.ends_with("last.txt") {
+                Err(std::io::Error::other("disk full"))
+            } else {
+                fs::rename(from, to)
+            }
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("last.txt"), "{err:#}");
+        assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "old");
+        assert_eq!(fs::read_to_string(root.join("doomed.txt")).unwrap(), "kept");
+        assert!(!root.join("fresh.txt").exists());
+        let names: Vec<_> = fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn apply_refuses_a_directory_in_the_way_before_writing_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("Cargo.toml")).unwrap();
+        let changes = [Change::write("src/main.rs", "y"), Change::write("Cargo.toml", "x")];
+        assert!(apply(dir.path(), &changes).is_err());
+        assert!(!dir.path().join("src").exists());
     }
 }

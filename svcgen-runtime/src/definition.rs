@@ -1,0 +1,172 @@
+//! What a generated project gives the runtime: one [`Definition`], written
+//! by svcgen into the project's `src/svcgen.rs`, and the method table
+//! ([`Methods`]) it returns.
+//!
+//! The trait is the only seam between the two crates, so the runtime never
+//! names a module of the project: it learns the result type, the shared
+//! state and the handlers through it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::context::{HandlerError, TaskContext};
+
+/// The error type a project's `State::init` may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything the runtime needs to know about a generated service.
+pub trait Definition: Sized + Send + Sync + 'static {
+    /// State shared by every task, built once at start-up (`src/state.rs`).
+    type State: Send + Sync + 'static;
+
+    /// Any method's result: the `result` oneof of the proto's `LastResult`.
+    type Output: Send + 'static;
+
+    /// The proto service, qualified by its package: `demo_svc.DemoSvc`.
+    const GRPC_SERVICE: &'static str;
+
+    /// The encoded `FileDescriptorSet` of the proto, served by reflection.
+    const FILE_DESCRIPTOR_SET: &'static [u8];
+
+    /// HTTP control port when neither `PORT` nor [`Config::http_port`] sets one.
+    const DEFAULT_HTTP_PORT: u16;
+
+    /// gRPC data port when neither `GRPC_PORT` nor [`Config::grpc_port`] sets one.
+    const DEFAULT_GRPC_PORT: u16;
+
+    /// Host put in output references when neither `GRPC_HOST` nor
+    /// [`Config::grpc_host`] sets one: the name other services reach this
+    /// one by (its compose or Kubernetes service name).
+    const DEFAULT_GRPC_HOST: &'static str;
+
+    /// The methods `/control/execute` runs, with their handlers.
+    fn methods() -> Methods<Self>;
+
+    /// The rpc whose response `output` is (the method's name).
+    fn rpc_of(output: &Self::Output) -> &'static str;
+
+    /// Appends `output` to `buf` encoded as the `LastResult.result` oneof
+    /// field: its tag, its length, then the response message.
+    fn encode(output: &Self::Output, buf: &mut Vec<u8>);
+
+    /// Builds the shared state before the service starts listening.
+    fn init_state(config: &Config) -> impl Future<Output = Result<Self::State, BoxError>> + Send;
+}
+
+/// A running handler, boxed so that methods of different types share a table.
+pub type HandlerFuture<O> = Pin<Box<dyn Future<Output = Result<O, HandlerError>> + Send>>;
+
+type Handler<D> = Arc<
+    dyn Fn(TaskContext<<D as Definition>::State>) -> HandlerFuture<<D as Definition>::Output>
+        + Send
+        + Sync,
+>;
+
+/// How `/control/execute` runs a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodKind {
+    /// Answers `running` at once; the orchestrator polls until it completes.
+    Long,
+    /// Runs within the execute request and answers `complete` (or `failed`
+    /// once the quick-method deadline passes).
+    Quick,
+}
+
+/// One registered method.
+pub(crate) struct Method<D: Definition> {
+    pub(crate) name: String,
+    /// The rpc that serves this method's results: its own name, except for
+    /// test probes that produce another method's response.
+    pub(crate) rpc: String,
+    pub(crate) kind: MethodKind,
+    pub(crate) handler: Handler<D>,
+}
+
+impl<D: Definition> Clone for Method<D> {
+    fn clone(&self) -> Self {
+        Method {
+            name: self.name.clone(),
+            rpc: self.rpc.clone(),
+            kind: self.kind,
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+/// The methods a service runs, in registration order.
+pub struct Methods<D: Definition> {
+    methods: Vec<Method<D>>,
+}
+
+impl<D: Definition> Default for Methods<D> {
+    fn default() -> Self {
+        Methods {
+            methods: Vec::new(),
+        }
+    }
+}
+
+impl<D: Definition> Clone for Methods<D> {
+    fn clone(&self) -> Self {
+        Methods {
+            methods: self.methods.clone(),
+        }
+    }
+}
+
+impl<D: Definition> Methods<D> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Methods::default()
+    }
+
+    /// Registers `handler` under `name`, replacing a method of that name.
+    /// Its results are served by the rpc of the same name.
+    pub fn add<F, Fut>(&mut self, name: &str, kind: MethodKind, handler: F) -> &mut Self
+    where
+        F: Fn(TaskContext<D::State>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<D::Output, HandlerError>> + Send + 'static,
+    {
+        self.add_served_by(name, name, kind, handler)
+    }
+
+    /// Registers `handler` under `name`, its results served by the rpc
+    /// `rpc` (whose response type the handler must produce). Tests use this
+    /// for probe methods that are not in the proto.
+    pub fn add_served_by<F, Fut>(
+        &mut self,
+        name: &str,
+        rpc: &str,
+        kind: MethodKind,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(TaskContext<D::State>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<D::Output, HandlerError>> + Send + 'static,
+    {
+        self.methods.retain(|method| method.name != name);
+        self.methods.push(Method {
+            name: name.to_string(),
+            rpc: rpc.to_string(),
+            kind,
+            handler: Arc::new(move |ctx| Box::pin(handler(ctx))),
+        });
+        self
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Method<D>> {
+        self.methods.iter().find(|method| method.name == name)
+    }
+
+    /// The registered method names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.methods.iter().map(|method| method.name.as_str())
+    }
+
+    /// The rpcs that serve the registered methods' results.
+    pub(crate) fn rpcs(&self) -> impl Iterator<Item = &str> {
+        self.methods.iter().map(|method| method.rpc.as_str())
+    }
+}

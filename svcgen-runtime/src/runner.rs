@@ -1,0 +1,241 @@
+//! Runs one task: the handler on its own tokio task, its panic or error
+//! turned into a failed task, its deadline enforced, its result encoded and
+//! recorded.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::bytes::Bytes;
+use tokio::task::JoinHandle;
+
+use crate::context::TaskContext;
+use crate::definition::{Definition, Method};
+use crate::server::App;
+use crate::tasks::Encoded;
+
+/// Starts `method` for the task described by `ctx`, failing it once
+/// `deadline` passes (quick methods). The returned handle completes when
+/// the outcome is recorded, whether or not anyone still waits for it.
+///
+/// When the task is cancelled (deadline, shutdown) the handler future is
+/// dropped at its next `.await`; blocking work sees `ctx.is_cancelled()`
+/// turn true and should return early.
+pub(crate) fn spawn<D: Definition>(
+    app: Arc<App<D>>,
+    method: &Method<D>,
+    ctx: TaskContext<D::State>,
+    deadline: Option<Duration>,
+) -> JoinHandle<()> {
+    let task_id = ctx.task_id.clone();
+    let cancel = ctx.cancel.clone();
+    let method_name = method.name.clone();
+    let mut handler = tokio::spawn((method.handler)(ctx));
+    tokio::spawn(async move {
+        let expired = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        let outcome = tokio::select! {
+            joined = &mut handler => match joined {
+                Ok(Ok(output)) => Ok(encode::<D>(&output)),
+                Ok(Err(err)) => Err(err.message().to_string()),
+                Err(join) if join.is_panic() => {
+                    Err(format!("handler panicked: {}", panic_message(join.into_panic())))
+                }
+                Err(_) => Err("task was cancelled".to_string()),
+            },
+            () = cancel.cancelled() => {
+                handler.abort();
+                Err("task was cancelled: the service is shutting down".to_string())
+            }
+            () = expired => {
+                cancel.cancel();
+                handler.abort();
+                let seconds = deadline.unwrap_or_default().as_secs_f64();
+                Err(format!("quick method did not finish within its {seconds}s deadline"))
+            }
+        };
+        match &outcome {
+            Ok(_) => tracing::info!(task_id, method = method_name, "task complete"),
+            Err(error) => tracing::warn!(task_id, method = method_name, error, "task failed"),
+        }
+        app.store.finish(&task_id, outcome);
+    })
+}
+
+/// Encodes a handler's output once, for every reader of the result.
+fn encode<D: Definition>(output: &D::Output) -> Encoded {
+    let mut field = Vec::new();
+    D::encode(output, &mut field);
+    Encoded {
+        rpc: D::rpc_of(output),
+        field: Bytes::from(field),
+    }
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        message.to_string()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use serde_json::Map;
+    use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::config::Config;
+    use crate::definition::{BoxError, MethodKind, Methods};
+    use crate::tasks::{DedupeKey, Start, TaskStore};
+    use crate::wire::TaskStatus;
+    use crate::HandlerError;
+
+    /// The `result` oneof of a one-method service.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    enum Out {
+        #[prost(uint32, tag = "3")]
+        Count(u32),
+    }
+
+    struct Tiny;
+
+    impl Definition for Tiny {
+        type State = ();
+        type Output = Out;
+        const GRPC_SERVICE: &'static str = "tiny.v1.Tiny";
+        const FILE_DESCRIPTOR_SET: &'static [u8] = &[];
+        const DEFAULT_HTTP_PORT: u16 = 8080;
+        const DEFAULT_GRPC_PORT: u16 = 50051;
+        const DEFAULT_GRPC_HOST: &'static str = "tiny";
+
+        fn methods() -> Methods<Self> {
+            let mut methods = Methods::new();
+            methods.add("Hang", MethodKind::Quick, |_ctx| {
+                std::future::pending::<Result<Out, HandlerError>>()
+            });
+            methods.add("Count", MethodKind::Quick, |_ctx| async {
+                tokio::time::sleep(Duration::from_secs(19)).await;
+                Ok(Out::Count(19))
+            });
+            methods
+        }
+
+        fn rpc_of(_output: &Out) -> &'static str {
+            "Count"
+        }
+
+        fn encode(output: &Out, buf: &mut Vec<u8>) {
+            output.encode(buf)
+        }
+
+        async fn init_state(_config: &Config) -> Result<(), BoxError> {
+            Ok(())
+        }
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    fn app() -> Arc<App<Tiny>> {
+        Arc::new(App {
+            config: Config::default(),
+            methods: Tiny::methods(),
+            store: Arc::new(TaskStore::new(Duration::from_secs(3600), 100)),
+            state: Arc::new(()),
+            grpc_uri: "tiny:50051".to_string(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Runs `method` with [`DEADLINE`] until its outcome is recorded, and
+    /// returns its poll id, its cancellation and how long it took.
+    async fn run(app: &Arc<App<Tiny>>, method: &str) -> (String, CancellationToken, Duration) {
+        let key = DedupeKey {
+            workflow_id: "wf".to_string(),
+            task_id: method.to_string(),
+            method: method.to_string(),
+        };
+        let Start::Started {
+            task_id,
+            progress,
+            cancel,
+        } = app.store.start(key, method, &app.shutdown)
+        else {
+            panic!("a fresh key joined a running task");
+        };
+        let ctx = TaskContext {
+            task_id: task_id.clone(),
+            workflow_id: "wf".to_string(),
+            method: method.to_string(),
+            inputs: Vec::new(),
+            parameters: Map::new(),
+            state: app.state.clone(),
+            progress,
+            cancel: cancel.clone(),
+            max_message_bytes: 1024,
+        };
+        let name = method;
+        let method = app.methods.get(name).expect("a method of Tiny").clone();
+        let started = Instant::now();
+        // Bounded, should the deadline not be enforced (the clock is paused:
+        // no real time passes).
+        let runner = spawn(app.clone(), &method, ctx, Some(DEADLINE));
+        tokio::time::timeout(2 * DEADLINE, runner)
+            .await
+            .unwrap_or_else(|_| panic!("{name} still running after {:?}", 2 * DEADLINE))
+            .expect("the runner records an outcome");
+        (task_id, cancel, started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_handler_that_never_finishes_fails_at_its_deadline() {
+        let app = app();
+        let (task_id, cancel, took) = run(&app, "Hang").await;
+        assert!(
+            (DEADLINE..DEADLINE + Duration::from_secs(1)).contains(&took),
+            "failed after {took:?}"
+        );
+        let view = app.store.view(&task_id).expect("the task is recorded");
+        assert_eq!(view.status, TaskStatus::Failed);
+        let error = view.error.unwrap_or_default();
+        assert!(error.contains("within its 20s deadline"), "{error:?}");
+        assert!(
+            cancel.is_cancelled(),
+            "the handler's token was not cancelled"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_handler_that_returns_in_time_completes_with_its_result() {
+        let app = app();
+        let (task_id, _, took) = run(&app, "Count").await;
+        assert!(
+            (Duration::from_secs(19)..DEADLINE).contains(&took),
+            "recorded after {took:?}, not when the handler returned after 19s"
+        );
+        let view = app.store.view(&task_id).expect("the task is recorded");
+        assert_eq!(
+            (view.status, view.progress, view.error.as_deref()),
+            (TaskStatus::Complete, 100, None)
+        );
+        let Ok(finished) = app.store.result(Some(&task_id), "Count") else {
+            panic!("no Count result for {task_id}");
+        };
+        let mut expected = Vec::new();
+        Out::Count(19).encode(&mut expected);
+        assert_eq!(
+            &finished.result.field[..],
+            &expected[..],
+            "the encoded result"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! A small service definition for the runtime's own tests: what a
+//! generated project's `src/svcgen.rs` provides, written by hand, with
+//! prost messages instead of a compiled proto; and [`Harness`], the fixture
+//! started with test-only probe methods whose behaviour the test steers.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use svcgen_runtime::testing::TestService;
+use svcgen_runtime::{
+    upstream, BoxError, Config, Definition, HandlerError, MethodKind, Methods, TaskContext,
+};
+use tokio::sync::Semaphore;
+
+/// `message ProduceResponse { string value = 1; uint32 steps = 2; }`
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProduceResponse {
+    #[prost(string, tag = "1")]
+    pub value: String,
+    #[prost(uint32, tag = "2")]
+    pub steps: u32,
+}
+
+/// `message LastResult { string task_id = 1; string method = 2; oneof result { ProduceResponse produce = 3; } }`
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LastResult {
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    #[prost(string, tag = "2")]
+    pub method: String,
+    #[prost(oneof = "Output", tags = "3")]
+    pub result: Option<Output>,
+}
+
+/// The `result` oneof of [`LastResult`].
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Output {
+    #[prost(message, tag = "3")]
+    Produce(ProduceResponse),
+}
+
+/// State shared by the fixture's tasks.
+#[derive(Debug, Default)]
+pub struct State {
+    pub greeting: String,
+}
+
+/// The fixture service: one long method `Produce`.
+pub struct Fixture;
+
+/// The rpc whose response the fixture's methods produce.
+pub const RPC: &str = "Produce";
+
+impl Definition for Fixture {
+    type State = State;
+    type Output = Output;
+    const GRPC_SERVICE: &'static str = "fixture.v1.Fixture";
+    const FILE_DESCRIPTOR_SET: &'static [u8] = &[];
+    const DEFAULT_HTTP_PORT: u16 = 8080;
+    const DEFAULT_GRPC_PORT: u16 = 50051;
+    const DEFAULT_GRPC_HOST: &'static str = "fixture";
+
+    fn methods() -> Methods<Self> {
+        let mut methods = Methods::new();
+        methods.add(RPC, MethodKind::Long, |ctx| async move {
+            produce(ctx).await.map(Output::Produce)
+        });
+        methods
+    }
+
+    fn rpc_of(output: &Output) -> &'static str {
+        match output {
+            Output::Produce(_) => RPC,
+        }
+    }
+
+    fn encode(output: &Output, buf: &mut Vec<u8>) {
+        output.encode(buf)
+    }
+
+    async fn init_state(_config: &Config) -> Result<State, BoxError> {
+        Ok(State {
+            greeting: "hello".to_string(),
+        })
+    }
+}
+
+/// The fixture's handler: `value` (a parameter, default the task id) after
+/// `steps` steps.
+async fn produce(ctx: TaskContext<State>) -> Result<ProduceResponse, HandlerError> {
+    let steps: u32 = ctx.parameter("steps")?.unwrap_or(2);
+    for step in 1..=steps {
+        ctx.set_step(step, steps);
+    }
+    let value = ctx
+        .parameter::<String>("value")?
+        .unwrap_or_else(|| format!("{} {}", ctx.state().greeting, ctx.task_id()));
+    Ok(ProduceResponse { value, steps })
+}
+
+/// The probes' names: not rpcs of the fixture, so they never clash.
+pub const PROBE: &str = "SvcgenProbe";
+/// A quick probe (answers within the execute request).
+pub const QUICK_PROBE: &str = "SvcgenQuickProbe";
+/// A probe whose results no rpc of this service serves.
+pub const OTHER_PROBE: &str = "SvcgenOtherProbe";
+/// A probe that fetches its input from upstream, as a downstream service does.
+pub const CHAIN_PROBE: &str = "SvcgenChainProbe";
+
+/// The fixture, running with the probe methods besides its own.
+pub struct Harness {
+    service: TestService,
+    /// Each permit added releases one probe waiting with `"hold": true`.
+    pub gate: Arc<Semaphore>,
+}
+
+impl Harness {
+    /// Starts the fixture and its probes with the default configuration.
+    pub async fn start() -> Harness {
+        Harness::start_with(Config::default()).await
+    }
+
+    /// Starts the fixture and its probes with `config`.
+    pub async fn start_with(config: Config) -> Harness {
+        let gate = Arc::new(Semaphore::new(0));
+        let mut methods = Fixture::methods();
+        let long_gate = gate.clone();
+        methods.add_served_by(PROBE, RPC, MethodKind::Long, move |ctx| {
+            probe(ctx, long_gate.clone())
+        });
+        let quick_gate = gate.clone();
+        methods.add_served_by(QUICK_PROBE, RPC, MethodKind::Quick, move |ctx| {
+            probe(ctx, quick_gate.clone())
+        });
+        let other_gate = gate.clone();
+        methods.add_served_by(OTHER_PROBE, "SvcgenNoRpc", MethodKind::Long, move |ctx| {
+            probe(ctx, other_gate.clone())
+        });
+        methods.add_served_by(CHAIN_PROBE, RPC, MethodKind::Long, chain);
+        let service = TestService::start_with::<Fixture>(config, methods).await;
+        Harness { service, gate }
+    }
+
+    /// Executes `method` as task `task_id` of the workflow run
+    /// `workflow_id`, without inputs; the answer must be a 200.
+    pub async fn execute_as(
+        &self,
+        workflow_id: &str,
+        task_id: &str,
+        method: &str,
+        parameters: Value,
+    ) -> Value {
+        let body = json!({
+            "method": method,
+            "workflow_id": workflow_id,
+            "task_id": task_id,
+            "inputs": [],
+            "parameters": parameters,
+        });
+        let (status, answer) = self.post_json("/control/execute", &body).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "execute {method} as {task_id} answered {answer}"
+        );
+        answer
+    }
+
+    /// Stops the service.
+    pub async fn stop(self) {
+        self.service.stop().await;
+    }
+}
+
+impl Deref for Harness {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.service
+    }
+}
+
+/// A probe handler steered by its parameters: `steps` progress steps of
+/// `step_ms` each, then, when `hold` is true, a wait for one permit of
+/// `gate`, then `fail` (an error message) or `panic`. Its result is its own
+/// poll id as `value` and `steps`.
+async fn probe(ctx: TaskContext<State>, gate: Arc<Semaphore>) -> Result<Output, HandlerError> {
+    let steps: u32 = ctx.parameter("steps")?.unwrap_or(3);
+    let step_ms: u64 = ctx.parameter("step_ms")?.unwrap_or(10);
+    for step in 1..=steps {
+        tokio::time::sleep(Duration::from_millis(step_ms)).await;
+        ctx.set_step(step, steps);
+    }
+    if ctx.parameter::<bool>("hold")?.unwrap_or(false) {
+        gate.acquire()
+            .await
+            .map_err(|err| HandlerError::new(err.to_string()))?
+            .forget();
+    }
+    if let Some(message) = ctx.parameter::<String>("fail")? {
+        return Err(HandlerError::new(message));
+    }
+    if ctx.parameter::<bool>("panic")?.unwrap_or(false) {
+        panic!("probe asked to panic");
+    }
+    Ok(Output::Produce(ProduceResponse {
+        value: ctx.task_id().to_string(),
+        steps,
+    }))
+}
+
+/// Fetches the `Produce` result its first input names from the service the
+/// input points at, with the input's `x-task-id`, and returns it as is.
+async fn chain(ctx: TaskContext<State>) -> Result<Output, HandlerError> {
+    let input = ctx
+        .inputs()
+        .first()
+        .ok_or_else(|| HandlerError::new("no input"))?;
+    let channel = upstream::connect(input).await?;
+    let mut grpc =
+        tonic::client::Grpc::new(channel).max_decoding_message_size(ctx.max_message_bytes());
+    grpc.ready().await?;
+    let path = format!("/{}/{RPC}", Fixture::GRPC_SERVICE);
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(path)
+        .map_err(|err| HandlerError::new(err.to_string()))?;
+    let request = upstream::request((), input)?;
+    let codec = tonic_prost::ProstCodec::<(), ProduceResponse>::default();
+    let response = grpc.unary(request, path, codec).await?.into_inner();
+    Ok(Output::Produce(response))
+}

@@ -1,0 +1,239 @@
+//! The gRPC data interface: results served exactly as returned, by
+//! `x-task-id` or latest, `GetLastResult`, status codes for tasks without a
+//! result, chained tasks, health and reflection.
+
+mod common;
+
+use common::{
+    Fixture, Harness, LastResult, Output, ProduceResponse, CHAIN_PROBE, OTHER_PROBE, PROBE, RPC,
+};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use svcgen_runtime::testing::{poll_id, TestService};
+use svcgen_runtime::Definition;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+#[tokio::test]
+async fn a_fetched_result_is_exactly_what_the_handler_returned() {
+    let service = TestService::start::<Fixture>().await;
+    let id = service
+        .run_to_completion(RPC, json!({"value": "v1", "steps": 3}))
+        .await;
+    let returned = ProduceResponse {
+        value: "v1".to_string(),
+        steps: 3,
+    };
+    let response = service.fetch::<ProduceResponse>(RPC, &id).await;
+    assert_eq!(response.expect("from the rpc"), returned);
+    let last = service
+        .fetch::<LastResult>("GetLastResult", &id)
+        .await
+        .expect("GetLastResult");
+    assert_eq!(
+        last,
+        LastResult {
+            task_id: id.clone(),
+            method: RPC.to_string(),
+            result: Some(Output::Produce(returned)),
+        },
+        "in the GetLastResult envelope"
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn an_rpc_the_service_does_not_have_is_unimplemented() {
+    let service = TestService::start::<Fixture>().await;
+    let err = service
+        .call::<ProduceResponse>("Nope", None)
+        .await
+        .expect_err("no rpc Nope");
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_reports_unknown_running_and_failed_tasks_with_the_right_codes() {
+    let h = Harness::start().await;
+    let none = h.call::<ProduceResponse>(RPC, None).await;
+    let none = none.expect_err("nothing has completed yet");
+    assert_eq!(none.code(), Code::NotFound, "{none:?}");
+    let unknown = h.fetch::<ProduceResponse>(RPC, "nope.1").await;
+    let unknown = unknown.expect_err("unknown id");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+
+    let hold = json!({"steps": 0, "hold": true});
+    let held = poll_id(&h.execute(PROBE, hold).await);
+    let running = h.fetch::<ProduceResponse>(RPC, &held).await;
+    let running = running.expect_err("still running");
+    assert_eq!(running.code(), Code::FailedPrecondition, "{running:?}");
+    let (status, body) = h.output(&held).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "output of a running task: {body}"
+    );
+    h.gate.add_permits(1);
+    let done = h.wait_until_done(&held).await;
+    assert_eq!(done["status"], "complete", "{done}");
+
+    let failing = poll_id(&h.execute(PROBE, json!({"fail": "disk full"})).await);
+    let done = h.wait_until_done(&failing).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let failed = h.fetch::<ProduceResponse>(RPC, &failing).await;
+    let failed = failed.expect_err("failed");
+    assert_eq!(failed.code(), Code::FailedPrecondition, "{failed:?}");
+    assert!(failed.message().contains("disk full"), "{failed:?}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_task_of_another_method_is_not_found_over_grpc() {
+    let h = Harness::start().await;
+    let hold = json!({"steps": 0, "hold": true});
+    let other = poll_id(&h.execute(OTHER_PROBE, hold).await);
+    let err = h.fetch::<ProduceResponse>(RPC, &other).await;
+    let err = err.expect_err("not a task of this rpc");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    h.gate.add_permits(1);
+    let done = h.wait_until_done(&other).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn get_last_result_on_execute_completes_at_once_with_its_own_poll_id() {
+    let h = Harness::start().await;
+    let early = h
+        .execute_as("wf-1", "last", "GetLastResult", json!({}))
+        .await;
+    assert_eq!(
+        early["status"], "complete",
+        "complete even with no result yet: {early}"
+    );
+    let early_id = poll_id(&early);
+    assert_eq!(early["output"]["format"], "GetLastResult", "{early}");
+    assert_eq!(
+        early["output"]["metadata"]["task_id"],
+        early_id.as_str(),
+        "{early}"
+    );
+    let (status, body) = h.status(&early_id).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("complete")),
+        "{body}"
+    );
+    let again = poll_id(
+        &h.execute_as("wf-2", "last", "GetLastResult", json!({}))
+            .await,
+    );
+    assert_ne!(early_id, again, "every execute mints its own poll id");
+    let empty = h.fetch::<LastResult>("GetLastResult", &early_id).await;
+    let empty = empty.expect_err("no result exists yet");
+    assert_eq!(empty.code(), Code::NotFound, "{empty:?}");
+
+    let done = h.run_to_completion(PROBE, json!({})).await;
+    let resolved = h
+        .fetch::<LastResult>("GetLastResult", &early_id)
+        .await
+        .expect("an early GetLastResult resolves when fetched");
+    assert_eq!(resolved.task_id, done, "{resolved:?}");
+    let pinned = poll_id(
+        &h.execute_as("wf-1", "last", "GetLastResult", json!({}))
+            .await,
+    );
+    let typed = h
+        .fetch::<ProduceResponse>(RPC, &pinned)
+        .await
+        .expect("the method's rpc serves a GetLastResult poll id too");
+    assert_eq!(typed.value, done, "{typed:?}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_chained_to_another_fetches_exactly_its_result() {
+    let h = Harness::start().await;
+    let upstream_id = h.run_to_completion(PROBE, json!({"steps": 2})).await;
+    let (status, output) = h.output(&upstream_id).await;
+    assert_eq!(status, StatusCode::OK, "{output}");
+    let chained = |reference: &Value, task_id: &str| {
+        json!({"method": CHAIN_PROBE, "workflow_id": "wf-1", "task_id": task_id,
+               "inputs": [reference]})
+    };
+    let (status, answer) = h
+        .post_json("/control/execute", &chained(&output["output"], "task_down"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let down_id = poll_id(&answer);
+    let done = h.wait_until_done(&down_id).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let fetched = h.fetch::<ProduceResponse>(RPC, &down_id).await;
+    let upstream_result = ProduceResponse {
+        value: upstream_id,
+        steps: 2,
+    };
+    assert_eq!(fetched.expect("the downstream result"), upstream_result);
+
+    let mut missing = output["output"].clone();
+    missing["metadata"]["task_id"] = json!("task_up.gone.1");
+    let (status, answer) = h
+        .post_json("/control/execute", &chained(&missing, "task_down2"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let done = h.wait_until_done(&poll_id(&answer)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(error.contains("task_up.gone.1"), "{done}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    let service = TestService::start::<Fixture>().await;
+    let mut health = HealthClient::new(service.channel().await);
+    for name in ["", Fixture::GRPC_SERVICE] {
+        let request = HealthCheckRequest {
+            service: name.to_string(),
+        };
+        let reply = health.check(request).await.expect("health check");
+        let status = reply.into_inner().status();
+        assert_eq!(status, ServingStatus::Serving, "service {name:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(service.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let reply = replies
+        .message()
+        .await
+        .expect("a reflection reply")
+        .expect("one reply");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("not a list of services: {reply:?}");
+    };
+    let names: Vec<String> = list
+        .service
+        .into_iter()
+        .map(|service| service.name)
+        .collect();
+    assert!(
+        names.iter().any(|name| name == "grpc.health.v1.Health"),
+        "{names:?}"
+    );
+    service.stop().await;
+}
