@@ -8,11 +8,11 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::cli::AddMethodArgs;
 use crate::diff;
+use crate::layout::{self, Owner};
 use crate::manifest::{self, content_hash};
 use crate::names;
 use crate::project::Project;
 use crate::proto_edit;
-use crate::layout::{self, Owner};
 use crate::render::{self, RenderedFile};
 use crate::spec::{MethodKind, MethodSpec, ServiceSpec};
 use crate::write::{self, Change};
@@ -112,7 +112,11 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
                 edited.push((file.path.clone(), text.clone()));
             }
         }
-        rewrites.push(Step::write(file.path.clone(), file.contents.clone(), current));
+        rewrites.push(Step::write(
+            file.path.clone(),
+            file.contents.clone(),
+            current,
+        ));
     }
     for path in project.manifest.owned.keys() {
         if files.iter().any(|file| &file.path == path) {
@@ -179,7 +183,11 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
     // The manifest, last: the new method and the new owned-file hashes.
     let contents = rendered(&files, manifest::FILE_NAME)?.to_string();
     let before = project.read(manifest::FILE_NAME)?;
-    steps.push(Step::write(manifest::FILE_NAME.to_string(), contents, before));
+    steps.push(Step::write(
+        manifest::FILE_NAME.to_string(),
+        contents,
+        before,
+    ));
 
     Ok(Plan {
         steps,
@@ -200,8 +208,7 @@ fn check_runtime_dependency(project: &Project) -> Result<()> {
     let text = project
         .read("Cargo.toml")?
         .context("Cargo.toml is missing from the project")?;
-    let manifest: toml::Table =
-        toml::from_str(&text).context("Cargo.toml is not valid TOML")?;
+    let manifest: toml::Table = toml::from_str(&text).context("Cargo.toml is not valid TOML")?;
     let has_runtime = manifest
         .get("dependencies")
         .and_then(|deps| deps.get("svcgen-runtime"))

@@ -9,8 +9,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::layout::Owner;
-use crate::render::RenderedFile;
 use crate::spec::{MethodKind, ServiceSpec, SpecInput, FIRST_METHOD_TAG};
 
 /// The manifest's file name, at the project root.
@@ -32,8 +30,9 @@ pub fn content_hash(contents: &str) -> String {
         })
 }
 
-/// The manifest text for `spec`, hashing the owned files among `files`.
-pub fn render(spec: &ServiceSpec, files: &[RenderedFile]) -> String {
+/// The manifest text for `spec`, with the hash of each svcgen-owned file in
+/// `owned` (path, contents).
+pub fn render<'a>(spec: &ServiceSpec, owned: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -63,13 +62,10 @@ pub fn render(spec: &ServiceSpec, files: &[RenderedFile]) -> String {
         "# SHA-256 of each svcgen-owned file (LF line ends): a mismatch means a hand edit."
     );
     let _ = writeln!(out, "[owned]");
-    let mut owned: Vec<&RenderedFile> = files
-        .iter()
-        .filter(|file| file.owner == Owner::Svcgen)
-        .collect();
-    owned.sort_by(|a, b| a.path.cmp(&b.path));
-    for file in owned {
-        let _ = writeln!(out, "\"{}\" = \"{}\"", file.path, content_hash(&file.contents));
+    let mut owned: Vec<(&str, &str)> = owned.collect();
+    owned.sort();
+    for (path, contents) in owned {
+        let _ = writeln!(out, "\"{path}\" = \"{}\"", content_hash(contents));
     }
     out
 }

@@ -3,9 +3,9 @@
 //! `--dry-run`, only list it) and print what to do next.
 
 use crate::cli::NewArgs;
+use crate::layout;
 use crate::names;
 use crate::prompt::{self, Given};
-use crate::layout;
 use crate::render::{self, RenderedFile};
 use crate::spec::ServiceSpec;
 use crate::write::{self, Change, TargetState};

@@ -133,7 +133,11 @@ impl<'a> Renderer<'a> {
             }
         }
         let path = manifest_path.context("internal error: the layout has no manifest")?;
-        let contents = manifest::render(self.spec, &files);
+        let owned = files
+            .iter()
+            .filter(|file| file.owner == Owner::Svcgen)
+            .map(|file| (file.path.as_str(), file.contents.as_str()));
+        let contents = manifest::render(self.spec, owned);
         files.push(RenderedFile {
             path,
             contents,
@@ -220,7 +224,10 @@ mod tests {
         collect(&TEMPLATES, &mut templates).unwrap();
         for (name, _) in templates {
             let partial = name.starts_with("proto/_");
-            assert!(used.contains(&name) || partial, "{name} is not in the layout");
+            assert!(
+                used.contains(&name) || partial,
+                "{name} is not in the layout"
+            );
         }
     }
 

@@ -233,6 +233,9 @@ fn apply_with(
     }
 
     let mut staged: Vec<Option<PathBuf>> = Vec::with_capacity(changes.len());
+    // Directories staging creates (each with the outermost one that was
+    // missing), removed again if anything fails.
+    let mut created_dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
     let staging = changes.iter().try_for_each(|change| {
         let Some(contents) = &change.contents else {
             staged.push(None);
@@ -240,15 +243,22 @@ fn apply_with(
         };
         let temp = temp_path(&root.join(&change.path));
         if let Some(dir) = temp.parent() {
+            if let Some(first) = first_missing_ancestor(dir) {
+                created_dirs.push((dir.to_path_buf(), first));
+            }
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        write_new_file(&temp, contents.as_bytes())
-            .with_context(|| format!("cannot write {}", temp.display()))?;
+        if let Err(err) = write_new_file(&temp, contents.as_bytes()) {
+            // Best effort: a partly written temporary file is ours.
+            let _ = fs::remove_file(&temp);
+            return Err(err).with_context(|| format!("cannot write {}", temp.display()));
+        }
         staged.push(Some(temp));
         Ok::<(), anyhow::Error>(())
     });
     if let Err(err) = staging {
         remove_all(staged.iter().flatten());
+        remove_dirs(&created_dirs);
         return Err(err);
     }
 
@@ -264,6 +274,7 @@ fn apply_with(
         if let Err(err) = done {
             restore(root, &changes[..index], &originals[..index]);
             remove_all(staged[index..].iter().flatten());
+            remove_dirs(&created_dirs);
             return Err(err).with_context(|| {
                 format!("cannot change {}; every file was restored", change.path)
             });
@@ -330,6 +341,14 @@ fn restore(root: &Path, changes: &[Change], originals: &[Option<Vec<u8>>]) {
 fn remove_all<'a>(paths: impl Iterator<Item = &'a PathBuf>) {
     for path in paths {
         let _ = fs::remove_file(path);
+    }
+}
+
+/// Removes the directories staging created (`(deepest, outermost)` pairs,
+/// in creation order), now that the files in them are gone.
+fn remove_dirs(created: &[(PathBuf, PathBuf)]) {
+    for (dir, first) in created.iter().rev() {
+        remove_created_dirs(dir, first);
     }
 }
 
@@ -422,7 +441,10 @@ mod tests {
         assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "new");
         assert_eq!(fs::read_to_string(root.join("sub/b.txt")).unwrap(), "b");
         assert_eq!(fs::read_to_string(root.join("notes.txt")).unwrap(), "mine");
-        assert!(!root.join("gone").exists(), "an emptied directory is removed");
+        assert!(
+            !root.join("gone").exists(),
+            "an emptied directory is removed"
+        );
         let leftovers: Vec<_> = walkdir::WalkDir::new(root)
             .into_iter()
             .filter_map(Result::ok)
@@ -455,15 +477,50 @@ mod tests {
         assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "old");
         assert_eq!(fs::read_to_string(root.join("doomed.txt")).unwrap(), "kept");
         assert!(!root.join("fresh.txt").exists());
-        let names: Vec<_> = fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn a_failed_apply_removes_the_directories_it_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("a.txt"), "old").unwrap();
+        let changes = [
+            Change::write("a.txt", "new"),
+            Change::write("new/deep/x.txt", "x"),
+            Change::write("new/other/y.txt", "y"),
+            Change::write("last.txt", "z"),
+        ];
+        for fail_at in ["last.txt", "y.txt"] {
+            apply_with(root, &changes, |from, to| {
+                if to.ends_with(fail_at) {
+                    Err(std::io::Error::other("disk full"))
+                } else {
+                    fs::rename(from, to)
+                }
+            })
+            .unwrap_err();
+            let names: Vec<_> = fs::read_dir(root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["a.txt"], "failing at {fail_at}");
+            assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "old");
+        }
     }
 
     #[test]
     fn apply_refuses_a_directory_in_the_way_before_writing_anything() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("Cargo.toml")).unwrap();
-        let changes = [Change::write("src/main.rs", "y"), Change::write("Cargo.toml", "x")];
+        let changes = [
+            Change::write("src/main.rs", "y"),
+            Change::write("Cargo.toml", "x"),
+        ];
         assert!(apply(dir.path(), &changes).is_err());
         assert!(!dir.path().join("src").exists());
     }

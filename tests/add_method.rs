@@ -2,7 +2,8 @@
 //! every refusal (exit status, one-line message, and a tree left exactly as
 //! it was), finding the project, user edits surviving byte for byte, the
 //! equivalence with a project generated with all its methods at once, and
-//! the `--dry-run` diff. Fast: nothing here builds a generated project
+//! the `--dry-run` diff; and the conversion of a project made by svcgen
+//! 0.1.0 (runtime in `src/svcgen/`, tests/fixtures/svcgen-0.1.0/). Fast: nothing here builds a generated project
 //! (tests/generated_project.rs does that).
 
 use std::collections::BTreeMap;
@@ -22,7 +23,9 @@ const MARKERS: [&str; 3] = [
     "// svcgen:last-result",
 ];
 
-use common::svcgen;
+use common::{
+    add_runtime_dependency, legacy_fixture, legacy_project, runtime_dependency_line, svcgen,
+};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -341,7 +344,7 @@ fn refuses_without_a_readable_current_manifest() {
 
     // A project whose manifest is broken in various ways.
     let root = demo(work.path());
-    let newer = read(&root, "svcgen.toml").replace("schema = 1", "schema = 2");
+    let newer = read(&root, "svcgen.toml").replace("schema = 2", "schema = 3");
     let cases: [(&[u8], &[&str]); 5] = [
         (b"[[[ not toml", &["svcgen.toml", "not valid TOML"]),
         (b"\xff\xfe\x00garbage", &["svcgen.toml", "cannot read"]),
@@ -350,12 +353,12 @@ fn refuses_without_a_readable_current_manifest() {
             &["svcgen.toml", "no `schema`"],
         ),
         (
-            b"schema = 1\n[service]\nname = \"demo-svc\"\n",
+            b"schema = 2\n[service]\nname = \"demo-svc\"\n",
             &["svcgen.toml", "not a valid svcgen manifest"],
         ),
         (
             newer.as_bytes(),
-            &["svcgen.toml", "schema 2", "newer", "upgrade svcgen"],
+            &["svcgen.toml", "schema 3", "newer", "upgrade svcgen"],
         ),
     ];
     for (contents, needles) in cases {
@@ -380,8 +383,58 @@ fn an_owned_file_edited_by_hand_is_refused_then_kept_as_orig_under_force() {
         "demo-svc",
         &["--method", "TrainModel", "--method", "ScoreBatch"],
     );
-    let tasks = "src/svcgen/tasks.rs";
-    let edited = format!("{}// my tweak\n", read(&root, tasks));
+    // src/svcgen.rs: an owned file that add-method also has to change.
+    let owned = "src/svcgen.rs";
+    let edited = format!("{}// my tweak\n", read(&root, owned));
+    write(&root, owned, &edited);
+
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch"],
+        1,
+        &["edited by hand", owned, "--force", ".orig"],
+    );
+    // A dry run does not get around it either.
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch", "--dry-run"],
+        1,
+        &[owned],
+    );
+    // --force with a dry run writes nothing, but shows the .orig to come.
+    let before = tree(&root);
+    let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run", "--force"]);
+    assert_unchanged(&root, &before, "--dry-run --force");
+    assert!(shown.contains("+++ b/src/svcgen.rs.orig"), "{shown}");
+
+    let out = ok(&root, &["add-method", "ScoreBatch", "--force"]);
+    assert!(out.contains("src/svcgen.rs.orig"), "{out}");
+    assert_eq!(
+        fs::read(root.join("src/svcgen.rs.orig")).expect("orig"),
+        edited.as_bytes(),
+        "the .orig must be the edited file, byte for byte"
+    );
+    assert_eq!(
+        read(&root, owned),
+        read(&reference, owned),
+        "--force rewrites the file to svcgen's version"
+    );
+    assert!(root.join("src/methods/score_batch.rs").is_file());
+    assert_owned_hashes_match(&root);
+}
+
+#[test]
+fn a_vendored_runtime_file_edited_by_hand_is_refused_then_kept_as_orig_under_force() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = demo(work.path());
+    // add-method has nothing to change in the runtime: the edit alone is
+    // what makes it refuse.
+    let tasks = "svcgen-runtime/src/tasks.rs";
+    let original = read(&root, tasks);
+    assert_eq!(original, read(&runtime_crate(), "src/tasks.rs"));
+    let edited = format!("{original}// my tweak\n");
     write(&root, tasks, &edited);
 
     refused(
@@ -391,7 +444,6 @@ fn an_owned_file_edited_by_hand_is_refused_then_kept_as_orig_under_force() {
         1,
         &["edited by hand", tasks, "--force", ".orig"],
     );
-    // A dry run does not get around it either.
     refused(
         &root,
         &root,
@@ -399,23 +451,18 @@ fn an_owned_file_edited_by_hand_is_refused_then_kept_as_orig_under_force() {
         1,
         &[tasks],
     );
-    // --force with a dry run writes nothing, but shows the .orig to come.
-    let before = tree(&root);
-    let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run", "--force"]);
-    assert_unchanged(&root, &before, "--dry-run --force");
-    assert!(shown.contains("+++ b/src/svcgen/tasks.rs.orig"), "{shown}");
 
     let out = ok(&root, &["add-method", "ScoreBatch", "--force"]);
-    assert!(out.contains("src/svcgen/tasks.rs.orig"), "{out}");
+    assert!(out.contains("svcgen-runtime/src/tasks.rs.orig"), "{out}");
     assert_eq!(
-        fs::read(root.join("src/svcgen/tasks.rs.orig")).expect("orig"),
+        fs::read(root.join("svcgen-runtime/src/tasks.rs.orig")).expect("orig"),
         edited.as_bytes(),
         "the .orig must be the edited file, byte for byte"
     );
     assert_eq!(
         read(&root, tasks),
-        read(&reference, tasks),
-        "--force rewrites the file to svcgen's version"
+        original,
+        "--force puts back the runtime's file"
     );
     assert!(root.join("src/methods/score_batch.rs").is_file());
     assert_owned_hashes_match(&root);
@@ -584,7 +631,8 @@ fn user_edits_survive_byte_for_byte() {
         .into_iter()
         .filter_map(|(path, bytes)| Some((path, bytes?)))
         .filter(|(path, _)| {
-            !path.starts_with("src/svcgen/")
+            path != "src/svcgen.rs"
+                && !path.starts_with("svcgen-runtime/")
                 && path != "src/methods/mod.rs"
                 && path != "build.rs"
                 && !path.starts_with("tests/svcgen_")
@@ -663,15 +711,12 @@ fn user_edits_survive_byte_for_byte() {
         .map(|(n, k, t)| (n.to_string(), k.to_string(), t))
     );
     assert_owned_hashes_match(&root);
-    let registry = read(&root, "src/methods/mod.rs");
-    assert!(
-        registry.contains("\"ExportResult\", MethodKind::Quick"),
-        "{registry}"
-    );
-    assert!(
-        registry.contains("\"ScoreBatch\", MethodKind::Long"),
-        "{registry}"
-    );
+    let table = read(&root, "src/svcgen.rs");
+    assert!(table.contains("\"ExportResult\": Quick =>"), "{table}");
+    assert!(table.contains("\"ScoreBatch\": Long =>"), "{table}");
+    let modules = read(&root, "src/methods/mod.rs");
+    assert!(modules.contains("pub mod export_result;"), "{modules}");
+    assert!(modules.contains("pub mod score_batch;"), "{modules}");
 }
 
 /// The lines `new` adds to `old`, asserting it removes or changes none.
@@ -748,30 +793,8 @@ fn assert_grown_equals_fresh(name: &str, flags: &[&str], first: &[&str], added: 
     }
     let fresh = new_project(&work.path().join("fresh"), name, &fresh_args);
 
-    let owned = owned_paths(&fresh);
-    assert_eq!(owned_paths(&grown), owned);
-    assert!(
-        owned.contains(&"src/methods/mod.rs".to_string()),
-        "{owned:?}"
-    );
-    let proto = fresh_proto_path(&fresh);
-    let mut compared: Vec<String> = owned;
-    compared.push(proto);
-    compared.push("svcgen.toml".to_string());
-    for (method, _) in added {
-        let handler = format!("src/methods/{}.rs", snake(method));
-        compared.push(handler);
-    }
-    for path in &compared {
-        assert!(
-            fs::read(grown.join(path)).expect("grown file")
-                == fs::read(fresh.join(path)).expect("fresh file"),
-            "{path} differs between the grown and the fresh project:\n{}",
-            TextDiff::from_lines(&read(&grown, path), &read(&fresh, path))
-                .unified_diff()
-                .header("grown", "fresh")
-        );
-    }
+    let added: Vec<&str> = added.iter().map(|(method, _)| *method).collect();
+    assert_owned_files_equal(&grown, &fresh, &added);
     // Nothing besides the user files written once at creation (README,
     // Cargo.toml, ...) differs, and no file is missing on either side.
     let grown_files = tree(&grown);
@@ -780,6 +803,35 @@ fn assert_grown_equals_fresh(name: &str, flags: &[&str], first: &[&str], added: 
         grown_files.keys().collect::<Vec<_>>(),
         fresh_files.keys().collect::<Vec<_>>()
     );
+}
+
+/// The owned files, the proto, the manifest and the handlers of the
+/// `added` methods are the same, byte for byte, in `grown` and `fresh`.
+fn assert_owned_files_equal(grown: &Path, fresh: &Path, added: &[&str]) {
+    let owned = owned_paths(fresh);
+    assert_eq!(owned_paths(grown), owned);
+    assert!(
+        owned.contains(&"src/methods/mod.rs".to_string()),
+        "{owned:?}"
+    );
+    let proto = fresh_proto_path(fresh);
+    let mut compared: Vec<String> = owned;
+    compared.push(proto);
+    compared.push("svcgen.toml".to_string());
+    for method in added {
+        let handler = format!("src/methods/{}.rs", snake(method));
+        compared.push(handler);
+    }
+    for path in &compared {
+        assert!(
+            fs::read(grown.join(path)).expect("grown file")
+                == fs::read(fresh.join(path)).expect("fresh file"),
+            "{path} differs between the grown and the fresh project:\n{}",
+            TextDiff::from_lines(&read(grown, path), &read(fresh, path))
+                .unified_diff()
+                .header("grown", "fresh")
+        );
+    }
 }
 
 fn fresh_proto_path(root: &Path) -> String {
@@ -866,5 +918,388 @@ fn dry_run_diff_snapshot() {
     let work = tempfile::tempdir().expect("temp dir");
     let root = demo(work.path());
     let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run"]);
-    insta::assert_snapshot!("dry_run_score_batch", shown);
+    insta::assert_snapshot!("dry_run_score_batch", redact_hashes(&shown));
+}
+
+/// `text` with every quoted SHA-256 replaced by `"<sha256>"`. The snapshot
+/// still shows which `[owned]` hashes change, but not their values: those
+/// change with every edit of a template or of the runtime (whose hashes
+/// are context lines of the diff), and `assert_owned_hashes_match` checks
+/// them after a real run.
+fn redact_hashes(text: &str) -> String {
+    let is_hash = |part: &str| part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit());
+    text.split('"')
+        .map(|part| if is_hash(part) { "<sha256>" } else { part })
+        .collect::<Vec<_>>()
+        .join("\"")
+}
+
+// ------------------------------------ converting a project of svcgen 0.1.0
+//
+// svcgen 0.1.0 wrote the runtime into src/svcgen/ (manifest schema 1); the
+// committed project in tests/fixtures/svcgen-0.1.0/ is what it made. Every
+// test works on a copy (common::legacy_project).
+
+/// The workspace crate that svcgen vendors into every project.
+fn runtime_crate() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("svcgen-runtime")
+}
+
+/// The files of the runtime crate's library (its manifest, README, docs and
+/// sources; not its tests), relative path → bytes.
+fn runtime_library(crate_dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for top in ["Cargo.toml", "README.md", "docs", "src"] {
+        for entry in walkdir::WalkDir::new(crate_dir.join(top)) {
+            let entry = entry.expect("walk the runtime crate");
+            if entry.file_type().is_file() {
+                let bytes = fs::read(entry.path()).expect("read");
+                files.insert(relative(crate_dir, entry.path()), bytes);
+            }
+        }
+    }
+    files
+}
+
+/// Everything under `dir` that is a file, relative path → bytes.
+fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_of(tree(dir))
+}
+
+/// The files of `tree` (its directories left out).
+fn files_of(tree: Tree) -> BTreeMap<String, Vec<u8>> {
+    tree.into_iter()
+        .filter_map(|(path, bytes)| Some((path, bytes?)))
+        .collect()
+}
+
+/// Whether svcgen 0.1.0 owned `path` and the new layout no longer has it.
+fn legacy_only(path: &str) -> bool {
+    path.starts_with("src/svcgen/") || path == "tests/svcgen_runtime.rs"
+}
+
+#[test]
+fn the_legacy_fixture_is_an_untouched_svcgen_0_1_0_project() {
+    let fixture = legacy_fixture();
+    assert_eq!(manifest(&fixture)["schema"].as_integer(), Some(1));
+    assert_eq!(
+        manifest_methods(&fixture),
+        [("TrainModel".to_string(), "long".to_string(), 3)]
+    );
+    // As svcgen 0.1.0 wrote it: every owned file matches its hash.
+    assert_owned_hashes_match(&fixture);
+    let owned = owned_paths(&fixture);
+    for path in [
+        "src/svcgen/mod.rs",
+        "src/svcgen/tasks.rs",
+        "tests/svcgen_runtime.rs",
+    ] {
+        assert!(
+            owned.contains(&path.to_string()),
+            "{path} not owned: {owned:?}"
+        );
+    }
+    assert!(!fixture.join("svcgen-runtime").exists());
+    assert!(!fixture.join("src/svcgen.rs").exists());
+    assert!(
+        !fixture.join("Cargo.lock").exists(),
+        "the fixture has no lock"
+    );
+    assert!(
+        !read(&fixture, "Cargo.toml").contains("svcgen-runtime"),
+        "the fixture must not depend on the runtime crate yet"
+    );
+}
+
+#[test]
+fn converting_refuses_until_cargo_toml_depends_on_the_runtime() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = legacy_project(work.path());
+    let line = runtime_dependency_line();
+    let needles = [
+        "Cargo.toml",
+        &format!("`{line}`"),
+        "[dependencies]",
+        "src/svcgen/",
+    ];
+    for args in [
+        &["add-method", "ScoreBatch"][..],
+        &["add-method", "ScoreBatch", "--dry-run"],
+        &["add-method", "ScoreBatch", "--force"],
+        &["add-method", "Rank", "--quick"],
+    ] {
+        refused(&root, &root, args, 1, &needles);
+    }
+
+    // Under [dev-dependencies] it is not enough: src/svcgen.rs needs it.
+    let cargo_toml = read(&root, "Cargo.toml");
+    write(
+        &root,
+        "Cargo.toml",
+        &cargo_toml.replacen(
+            "[dev-dependencies]\n",
+            &format!("[dev-dependencies]\n{line}\n"),
+            1,
+        ),
+    );
+    refused(&root, &root, &["add-method", "ScoreBatch"], 1, &needles);
+}
+
+#[test]
+fn converting_replaces_src_svcgen_with_the_vendored_runtime_and_keeps_user_files() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = legacy_project(work.path());
+    add_runtime_dependency(&root);
+    let legacy_owned = owned_paths(&root);
+    let before = tree(&root);
+
+    let out = ok(&root, &["add-method", "ScoreBatch"]);
+    let after = tree(&root);
+
+    // The old runtime is gone, its directory too.
+    assert!(!root.join("src/svcgen").exists(), "src/svcgen/ is left");
+    assert!(!root.join("tests/svcgen_runtime.rs").exists());
+    let left: Vec<&String> = after.keys().filter(|path| legacy_only(path)).collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        legacy_owned.iter().filter(|path| legacy_only(path)).count() > 10,
+        "{legacy_owned:?}"
+    );
+
+    // The new layout's files are there.
+    for path in [
+        "src/svcgen.rs",
+        "svcgen-runtime/Cargo.toml",
+        "svcgen-runtime/src/lib.rs",
+        "tests/svcgen_methods.rs",
+        "tests/end_to_end.rs",
+        "src/methods/score_batch.rs",
+    ] {
+        assert!(root.join(path).is_file(), "{path} missing");
+    }
+    // The vendored runtime is the workspace crate's library, byte for byte,
+    // and nothing else.
+    let vendored = files_under(&root.join("svcgen-runtime"));
+    let library = runtime_library(&runtime_crate());
+    assert_eq!(
+        vendored.keys().collect::<Vec<_>>(),
+        library.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &library {
+        assert!(
+            vendored[path] == *bytes,
+            "svcgen-runtime/{path} differs from the crate's"
+        );
+    }
+
+    // Every user file is as it was, byte for byte.
+    let user_files: Vec<&String> = before
+        .iter()
+        .filter(|(path, bytes)| {
+            bytes.is_some()
+                && !legacy_owned.contains(path)
+                && *path != PROTO
+                && *path != "svcgen.toml"
+        })
+        .map(|(path, _)| path)
+        .collect();
+    for path in [
+        "src/main.rs",
+        "src/lib.rs",
+        "src/state.rs",
+        "src/methods/train_model.rs",
+        "Cargo.toml",
+        "Dockerfile",
+        "README.md",
+    ] {
+        assert!(
+            user_files.contains(&&path.to_string()),
+            "{path}: {user_files:?}"
+        );
+    }
+    for path in user_files {
+        assert!(after.get(path) == before.get(path), "{path} changed");
+    }
+    // The proto only gained the new method's lines.
+    let proto_before = String::from_utf8(before[PROTO].clone().expect("proto")).expect("utf-8");
+    let inserted = inserted_lines(&proto_before, &read(&root, PROTO));
+    assert!(
+        inserted.contains(
+            &"  rpc ScoreBatch(ScoreBatchRequest) returns (ScoreBatchResponse);".to_string()
+        ),
+        "{inserted:#?}"
+    );
+
+    // The manifest is schema 2 and hashes the new owned files.
+    assert_eq!(manifest(&root)["schema"].as_integer(), Some(2));
+    assert_eq!(
+        manifest_methods(&root),
+        [("TrainModel", "long", 3), ("ScoreBatch", "long", 4)].map(|(n, k, t)| (
+            n.to_string(),
+            k.to_string(),
+            t
+        ))
+    );
+    assert_owned_hashes_match(&root);
+    let owned = owned_paths(&root);
+    assert!(!owned.iter().any(|path| legacy_only(path)), "{owned:?}");
+    assert!(
+        owned.contains(&"svcgen-runtime/src/lib.rs".to_string()),
+        "{owned:?}"
+    );
+    let backups: Vec<&String> = after
+        .keys()
+        .filter(|path| path.ends_with(".orig"))
+        .collect();
+    assert!(
+        backups.is_empty(),
+        "nothing was edited by hand: {backups:?}"
+    );
+
+    // What is left for the user to do.
+    assert!(
+        out.contains("COPY svcgen-runtime ./svcgen-runtime"),
+        "{out}"
+    );
+    assert!(out.contains("Cargo.lock"), "{out}");
+}
+
+#[test]
+fn a_converted_project_has_the_owned_files_of_a_fresh_one() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let converted = legacy_project(&work.path().join("converted"));
+    add_runtime_dependency(&converted);
+    ok(&converted, &["add-method", "ScoreBatch"]);
+    let fresh = new_project(
+        &work.path().join("fresh"),
+        "demo-svc",
+        &["--method", "TrainModel", "--method", "ScoreBatch"],
+    );
+
+    assert_owned_files_equal(&converted, &fresh, &["ScoreBatch"]);
+    // The user file the conversion creates is svcgen new's too.
+    assert_eq!(
+        read(&converted, "tests/end_to_end.rs"),
+        read(&fresh, "tests/end_to_end.rs")
+    );
+    // The same files on both sides, but Cargo.lock: the fixture has none,
+    // and a conversion never writes one.
+    let converted_paths: Vec<String> = tree(&converted).into_keys().collect();
+    let fresh_paths: Vec<String> = tree(&fresh)
+        .into_keys()
+        .filter(|path| path != "Cargo.lock")
+        .collect();
+    assert_eq!(converted_paths, fresh_paths);
+}
+
+#[test]
+fn converting_dry_run_writes_nothing_and_diffs_every_change() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = legacy_project(work.path());
+    add_runtime_dependency(&root);
+    let before = tree(&root);
+    let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run"]);
+    assert_unchanged(&root, &before, "--dry-run");
+
+    ok(&root, &["add-method", "ScoreBatch"]);
+    let (before, after) = (files_of(before), files_under(&root));
+    // Every file the real run deletes, writes or creates is in the diff,
+    // and the diff shows nothing else.
+    let mut expected: Vec<String> = Vec::new();
+    for (path, bytes) in &before {
+        match after.get(path) {
+            None => expected.push(format!("--- a/{path}\n+++ /dev/null\n")),
+            Some(now) if now != bytes => expected.push(format!("--- a/{path}\n+++ b/{path}\n")),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|path| !before.contains_key(*path)) {
+        expected.push(format!("--- /dev/null\n+++ b/{path}\n"));
+    }
+    for header in &expected {
+        assert!(
+            shown.contains(header),
+            "{header:?} not in the diff: {shown}"
+        );
+    }
+    let headers = shown
+        .lines()
+        .filter(|line| line.starts_with("+++ "))
+        .count();
+    assert_eq!(headers, expected.len(), "{expected:#?}");
+    assert!(expected.len() > 30, "{expected:#?}");
+}
+
+#[test]
+fn a_hand_edited_legacy_file_blocks_the_conversion_until_force_keeps_it() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = legacy_project(work.path());
+    add_runtime_dependency(&root);
+    let tasks = "src/svcgen/tasks.rs";
+    let edited = format!("{}// my tweak\n", read(&root, tasks));
+    write(&root, tasks, &edited);
+
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch"],
+        1,
+        &["edited by hand", tasks, "--force", ".orig"],
+    );
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch", "--dry-run"],
+        1,
+        &[tasks],
+    );
+
+    let out = ok(&root, &["add-method", "ScoreBatch", "--force"]);
+    assert!(out.contains("src/svcgen/tasks.rs.orig"), "{out}");
+    assert_eq!(
+        fs::read(root.join("src/svcgen/tasks.rs.orig")).expect("orig"),
+        edited.as_bytes(),
+        "the .orig must be the edited file, byte for byte"
+    );
+    // src/svcgen/ now holds only the user's version; the rest converted.
+    assert_eq!(
+        files_under(&root.join("src/svcgen"))
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["tasks.rs.orig"]
+    );
+    assert!(!root.join("tests/svcgen_runtime.rs").exists());
+    for path in [
+        "src/svcgen.rs",
+        "svcgen-runtime/src/tasks.rs",
+        "src/methods/score_batch.rs",
+    ] {
+        assert!(root.join(path).is_file(), "{path} missing");
+    }
+    assert_eq!(manifest(&root)["schema"].as_integer(), Some(2));
+    assert_owned_hashes_match(&root);
+}
+
+#[test]
+fn a_conversion_that_fails_midway_leaves_the_project_as_it_was() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = legacy_project(work.path());
+    add_runtime_dependency(&root);
+    // A directory where add-method stages tests/svcgen_methods.rs (a hidden
+    // file beside it) makes the write fail after svcgen-runtime/ has been
+    // staged, in directories that did not exist before.
+    let blocker = "tests/.svcgen_methods.rs.svcgen-new";
+    fs::create_dir(root.join(blocker)).expect("mkdir");
+    refused(
+        &root,
+        &root,
+        &["add-method", "ScoreBatch"],
+        1,
+        &["cannot write", blocker],
+    );
+    assert!(!root.join("svcgen-runtime").exists());
+
+    fs::remove_dir(root.join(blocker)).expect("rmdir");
+    ok(&root, &["add-method", "ScoreBatch"]);
+    assert_owned_hashes_match(&root);
 }

@@ -1,6 +1,8 @@
 //! Static checks of the generated Dockerfile (no Docker engine runs here):
-//! multi-stage, a Rust image at least the crate's rust-version, non-root,
-//! both ports exposed, the right binary, and no toolchain in the final stage.
+//! multi-stage, a Rust image at least the crate's rust-version, everything
+//! the build reads copied into the build stage (the vendored runtime too),
+//! non-root, both ports exposed, the right binary, and no toolchain in the
+//! final stage.
 
 mod common;
 
@@ -37,6 +39,26 @@ fn generate(args: &[&str], created: &str) -> (String, String) {
     let read =
         |name: &str| std::fs::read_to_string(work.path().join(created).join(name)).expect(name);
     (read("Dockerfile"), read("Cargo.toml"))
+}
+
+/// What `cargo build` reads in the project: its manifest, lock, build
+/// script, proto and sources, and every path dependency (the vendored
+/// runtime).
+fn build_inputs(cargo_toml: &str) -> Vec<String> {
+    let mut inputs: Vec<String> = ["Cargo.toml", "Cargo.lock", "build.rs", "proto", "src"]
+        .map(String::from)
+        .to_vec();
+    for line in cargo_toml.lines() {
+        if let Some((_, rest)) = line.split_once("path = \"") {
+            let path = rest.split('"').next().unwrap_or_default();
+            inputs.push(path.to_string());
+        }
+    }
+    assert!(
+        inputs.iter().any(|input| input == "svcgen-runtime"),
+        "the runtime is vendored and depended on by path: {cargo_toml}"
+    );
+    inputs
 }
 
 fn version(text: &str) -> (u32, u32) {
@@ -92,6 +114,16 @@ fn dockerfile_is_multi_stage_non_root_and_exposes_both_ports() {
             .lines
             .iter()
             .any(|line| line.contains("cargo build --release --locked")));
+        for needed in build_inputs(&cargo_toml) {
+            let copied = build.lines.iter().any(|line| {
+                line.strip_prefix("COPY ")
+                    .is_some_and(|args| args.split_whitespace().any(|arg| arg == needed))
+            });
+            assert!(
+                copied,
+                "the build stage never copies {needed}:\n{dockerfile}"
+            );
+        }
 
         let last = stages.last().expect("final stage");
         assert!(

@@ -1,5 +1,6 @@
 //! Generates real projects (one grown afterwards with `svcgen add-method`
-//! over user edits), then builds, tests and lints them with cargo on a PATH
+//! over user edits, one made by svcgen 0.1.0 and converted by
+//! `add-method`), then builds, tests and lints them with cargo on a PATH
 //! without `protoc`, and runs them against the orchestrator conformance
 //! driver (`tests/conformance/orchestrator.py`) over HTTP and gRPC.
 //!
@@ -20,29 +21,20 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 #[test]
 fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
     let work = tempfile::tempdir().expect("temp dir");
+    let python = conformance_python();
+
+    // Each project is built and driven before the next is built: two of
+    // them are crates named demo-svc sharing one target dir.
     let demo = generate(
         work.path(),
         &["new", "demo-svc", "--method", "TrainModel", "--no-input"],
         "demo-svc",
     );
-    let custom = generate(work.path(), &common::custom_new_args(), common::CUSTOM_DIR);
-
     grow_with_add_method(&demo);
-
-    for project in [&demo, &custom] {
-        // --locked: the Cargo.lock svcgen writes is the one cargo would.
-        cargo(project, &["build", "--locked"]);
-        cargo(project, &["test"]);
-        cargo(project, &["fmt", "--check"]);
-        cargo(
-            project,
-            &["clippy", "--all-targets", "--", "-D", "warnings"],
-        );
-    }
-
+    // --locked: the Cargo.lock svcgen writes is the one cargo would.
+    check(&demo, &["--locked"]);
     // Each method gets a fresh service: GetLastResult answers "the latest
     // result of any method", which a task left from another run would change.
-    let python = conformance_python();
     for (method, answer) in [
         ("TrainModel", "running"),
         ("ScoreBatch", "running"),
@@ -54,6 +46,8 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
         service.stop();
     }
 
+    let custom = generate(work.path(), &common::custom_new_args(), common::CUSTOM_DIR);
+    check(&custom, &["--locked"]);
     let key = "conformance-key";
     for (method, answer) in [("ExportONNX", "complete"), ("ScoreBatch", "running")] {
         let binary = target_dir().join("debug/report-builder");
@@ -62,6 +56,35 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
         conformance(&python, &service, &custom, method, answer, proto, Some(key));
         service.stop();
     }
+
+    // A project made by svcgen 0.1.0, converted the way a user would: one
+    // line in Cargo.toml, then add-method. It starts from the lock of the
+    // demo project (same crate name), which cargo then completes.
+    let legacy_parent = work.path().join("legacy");
+    let legacy = common::legacy_project(&legacy_parent);
+    common::add_runtime_dependency(&legacy);
+    common::svcgen_ok(&legacy, &["add-method", "ScoreBatch"]);
+    std::fs::copy(demo.join("Cargo.lock"), legacy.join("Cargo.lock")).expect("copy the lock");
+    check(&legacy, &[]);
+    for (method, answer) in [("TrainModel", "running"), ("ScoreBatch", "running")] {
+        let service = Service::start(&target_dir().join("debug/demo-svc"), &[]);
+        let proto = ("demo_svc", "DemoSvc");
+        conformance(&python, &service, &legacy, method, answer, proto, None);
+        service.stop();
+    }
+}
+
+/// Builds (with `build_flags`), tests, format-checks and lints `project`.
+fn check(project: &Path, build_flags: &[&str]) {
+    let mut build = vec!["build"];
+    build.extend_from_slice(build_flags);
+    cargo(project, &build);
+    cargo(project, &["test"]);
+    cargo(project, &["fmt", "--check"]);
+    cargo(
+        project,
+        &["clippy", "--all-targets", "--", "-D", "warnings"],
+    );
 }
 
 /// Runs `svcgen` in `dir` and returns the project it created at `created`.
@@ -286,8 +309,6 @@ fn run(command: &mut Command) {
     );
 }
 
-/// Drives `method` like the orchestrator; `answer` is the status its
-/// execute must give (`running` for long methods, `complete` for quick).
 /// Drives `method` like the orchestrator; `answer` is the status its
 /// execute must give (`running` for long methods, `complete` for quick).
 fn conformance(

@@ -175,8 +175,8 @@ mod tests {
             "GRPC_MAX_MESSAGE_BYTES",
             "CONTROL_MAX_BODY_BYTES",
         ] {
-            let err = Config::from_lookup(|key| (key == name).then(|| "0".to_string()))
-                .expect_err(name);
+            let err =
+                Config::from_lookup(|key| (key == name).then(|| "0".to_string())).expect_err(name);
             assert!(err.to_string().contains(name), "{err}");
         }
     }
@@ -209,6 +209,9 @@ mod tests {
             ..Config::default()
         };
         let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cret") && shown.contains("<set>"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<set>"),
+            "{shown}"
+        );
     }
 }

@@ -250,7 +250,10 @@ mod tests {
     fn steps_become_whole_percent_below_100_with_a_message() {
         let progress = Progress::default();
         progress.set_step(1, 3);
-        assert_eq!((progress.get(), progress.message()), (33, Some("step 1/3".into())));
+        assert_eq!(
+            (progress.get(), progress.message()),
+            (33, Some("step 1/3".into()))
+        );
         progress.set_step(3, 3);
         assert_eq!(progress.get(), 99, "100 is left for the runtime");
         let done = Progress::default();

@@ -49,7 +49,8 @@ async fn execute<D: Definition>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ExecuteResponse>, ApiError> {
-    let body = body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    let body =
+        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
     let request = parse_execute(&headers, &body)?;
     if request.method == GET_LAST_RESULT {
         let task_id = app.store.record_latest(GET_LAST_RESULT, &request.task_id);
@@ -76,7 +77,12 @@ async fn execute<D: Definition>(
             cancel,
         } => (task_id, progress, cancel),
     };
-    tracing::info!(task_id, method = method.name, workflow_id = request.workflow_id, "task started");
+    tracing::info!(
+        task_id,
+        method = method.name,
+        workflow_id = request.workflow_id,
+        "task started"
+    );
     let ctx = TaskContext {
         task_id: task_id.clone(),
         workflow_id: request.workflow_id,

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use prost::bytes::{Buf, BufMut, Bytes};
 use tonic::body::Body;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::{http, BoxFuture, Body as HttpBody, Service, StdError};
+use tonic::codegen::{http, Body as HttpBody, BoxFuture, Service, StdError};
 use tonic::server::{Grpc, UnaryService};
 use tonic::{Request, Response, Status};
 
@@ -150,7 +150,9 @@ fn response_message(field: &Bytes) -> Result<Bytes, Status> {
         (Ok(_), Ok(len)) if usize::try_from(len).is_ok_and(|len| len == rest.len()) => {
             Ok(field.slice(field.len() - rest.len()..))
         }
-        _ => Err(Status::internal("a stored result is not a length-delimited field")),
+        _ => Err(Status::internal(
+            "a stored result is not a length-delimited field",
+        )),
     }
 }
 

@@ -50,43 +50,58 @@ mod macros;
 #[doc = include_str!("../docs/contract.md")]
 pub mod contract {}
 
-macro_rules! runtime {
-    ($($item:item)*) => {
-        $(
-            #[cfg(feature = "runtime")]
-            $item
-        )*
-    };
-}
+// Everything below needs the `runtime` feature. (A cfg on each item, not a
+// macro around them all: rustfmt does not see modules declared in a macro.)
+#[cfg(feature = "runtime")]
+mod app;
+#[cfg(feature = "runtime")]
+mod auth;
+#[cfg(feature = "runtime")]
+pub mod config;
+#[cfg(feature = "runtime")]
+pub mod context;
+#[cfg(feature = "runtime")]
+mod control;
+#[cfg(feature = "runtime")]
+mod data;
+#[cfg(feature = "runtime")]
+pub mod definition;
+#[cfg(feature = "runtime")]
+mod logging;
+#[cfg(feature = "runtime")]
+mod runner;
+#[cfg(feature = "runtime")]
+mod server;
+#[cfg(feature = "runtime")]
+mod shutdown;
+#[cfg(feature = "runtime")]
+mod tasks;
+#[cfg(feature = "runtime")]
+pub mod testing;
+#[cfg(feature = "runtime")]
+pub mod upstream;
+#[cfg(feature = "runtime")]
+pub mod wire;
 
-runtime! {
-    mod app;
-    mod auth;
-    pub mod config;
-    pub mod context;
-    mod control;
-    mod data;
-    pub mod definition;
-    mod logging;
-    mod runner;
-    mod server;
-    mod shutdown;
-    mod tasks;
-    pub mod testing;
-    pub mod upstream;
-    pub mod wire;
+#[cfg(feature = "runtime")]
+pub use config::{Config, ConfigError};
+#[cfg(feature = "runtime")]
+pub use context::{HandlerError, Progress, TaskContext};
+#[cfg(feature = "runtime")]
+pub use data::TASK_ID_HEADER;
+#[cfg(feature = "runtime")]
+pub use definition::{BoxError, Definition, HandlerFuture, MethodKind, Methods};
+#[cfg(feature = "runtime")]
+pub use logging::init_tracing;
+#[cfg(feature = "runtime")]
+pub use server::{run, run_with, RunningService, StartError, SHUTDOWN_GRACE};
+#[cfg(feature = "runtime")]
+pub use tokio_util::sync::CancellationToken;
+#[cfg(feature = "runtime")]
+pub use wire::DataReference;
 
-    pub use config::{Config, ConfigError};
-    pub use context::{HandlerError, Progress, TaskContext};
-    pub use data::TASK_ID_HEADER;
-    pub use definition::{BoxError, Definition, HandlerFuture, MethodKind, Methods};
-    pub use logging::init_tracing;
-    pub use server::{run, run_with, RunningService, StartError, SHUTDOWN_GRACE};
-    pub use tokio_util::sync::CancellationToken;
-    pub use wire::DataReference;
-
-    /// The name of the built-in method that answers with the latest result
-    /// of any method (an rpc of every generated proto, and a quick method on
-    /// `/control/execute`).
-    pub const GET_LAST_RESULT: &str = "GetLastResult";
-}
+/// The name of the built-in method that answers with the latest result
+/// of any method (an rpc of every generated proto, and a quick method on
+/// `/control/execute`).
+#[cfg(feature = "runtime")]
+pub const GET_LAST_RESULT: &str = "GetLastResult";

@@ -31,9 +31,9 @@ use serde_json::{json, Value};
 use tonic::transport::Channel;
 
 use crate::config::Config;
+use crate::data::TASK_ID_HEADER;
 use crate::definition::{Definition, Methods};
 use crate::server::{run_with, RunningService};
-use crate::data::TASK_ID_HEADER;
 
 /// The longest any single wait of the harness lasts.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -183,7 +183,11 @@ impl TestService {
         let mut last_progress = 0;
         loop {
             let (status, body) = self.status(poll_id).await;
-            assert_eq!(status, StatusCode::OK, "status of {poll_id} answered {body}");
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "status of {poll_id} answered {body}"
+            );
             let progress = body["progress"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("progress must be an integer: {body}"));
@@ -212,14 +216,17 @@ impl TestService {
             panic!("{method} failed to start: {answer}");
         }
         let done = self.wait_until_done(&poll_id).await;
-        assert_eq!(done["status"], "complete", "{method} task {poll_id}: {done}");
+        assert_eq!(
+            done["status"], "complete",
+            "{method} task {poll_id}: {done}"
+        );
         poll_id
     }
 
     /// A gRPC channel to the data interface.
     pub async fn channel(&self) -> Channel {
-        let endpoint = Channel::from_shared(format!("http://{}", self.grpc_addr()))
-            .expect("a valid gRPC uri");
+        let endpoint =
+            Channel::from_shared(format!("http://{}", self.grpc_addr())).expect("a valid gRPC uri");
         tokio::time::timeout(WAIT, endpoint.connect())
             .await
             .unwrap_or_else(|_| panic!("gRPC connect took over {WAIT:?}"))

@@ -52,7 +52,9 @@ pub fn request<T>(message: T, input: &DataReference) -> Result<tonic::Request<T>
     let mut request = tonic::Request::new(message);
     if let Some(task_id) = input.task_id() {
         let value = MetadataValue::try_from(task_id).map_err(|_| {
-            HandlerError::new(format!("upstream task id {task_id:?} is not printable ASCII"))
+            HandlerError::new(format!(
+                "upstream task id {task_id:?} is not printable ASCII"
+            ))
         })?;
         request.metadata_mut().insert(TASK_ID_HEADER, value);
     }

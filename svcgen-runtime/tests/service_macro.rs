@@ -21,8 +21,7 @@ impl State {
     }
 }
 
-/// Two handlers producing the same response type under different rpcs'
-/// names is not possible in a real proto; one method is enough here.
+/// The handler: its response names the shared state and the method.
 async fn make(ctx: TaskContext<State>) -> Result<ProduceResponse, HandlerError> {
     let steps = ctx.parameter::<u32>("steps")?.unwrap_or(1);
     Ok(ProduceResponse {
