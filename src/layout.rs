@@ -35,6 +35,18 @@ pub fn runtime_dependency() -> String {
     }
 }
 
+/// The contract document a project's README and `src/svcgen.rs` cite: the
+/// vendored copy, or the published crate's docs.
+pub fn contract_doc() -> String {
+    match RUNTIME {
+        Runtime::Vendored => format!("{RUNTIME_DIR}/docs/contract.md"),
+        Runtime::Published => format!(
+            "https://docs.rs/svcgen-runtime/{}/svcgen_runtime/contract/",
+            svcgen_runtime::source::VERSION
+        ),
+    }
+}
+
 /// Who may change a generated file later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -43,6 +43,8 @@ struct TemplateContext<'a> {
     rust_version: &'static str,
     runtime_dependency: String,
     runtime_vendored: bool,
+    /// Where the project's docs point for the contracts.
+    contract_doc: String,
     service_client_mod: String,
     service_client: String,
 }
@@ -81,6 +83,7 @@ impl<'a> Renderer<'a> {
             rust_version: RUST_VERSION,
             runtime_dependency: layout::runtime_dependency(),
             runtime_vendored: layout::RUNTIME == layout::Runtime::Vendored,
+            contract_doc: layout::contract_doc(),
             service_client_mod: format!(
                 "{}_client",
                 server_mod.strip_suffix("_server").unwrap_or(server_mod)

@@ -129,7 +129,12 @@ impl ServiceSpec {
                 true => e.with_hint("the service name defaults to the UpperCamelCase crate name; pass --proto-service"),
                 false => e,
             })?;
-        let grpc_host = names::grpc_host(input.grpc_host.as_deref().unwrap_or(&crate_name))?;
+        let grpc_host = match &input.grpc_host {
+            Some(host) => names::grpc_host(host)?,
+            None => names::grpc_host(&crate_name).map_err(|e| {
+                e.with_hint("the gRPC host defaults to the crate name; pass --grpc-host")
+            })?,
+        };
         check_ports(input.http_port, input.grpc_port)?;
 
         let tags = match &input.tags {
@@ -270,6 +275,16 @@ pub(crate) mod tests {
             .to_string()
             .contains("differ"));
         assert!(ServiceSpec::new(input(&[])).is_err());
+    }
+
+    #[test]
+    fn a_crate_name_too_long_for_a_host_label_asks_for_a_grpc_host() {
+        let mut i = input(&[("Process", MethodKind::Long)]);
+        i.crate_name = "a".repeat(64);
+        let err = ServiceSpec::new(i.clone()).unwrap_err().to_string();
+        assert!(err.contains("pass --grpc-host"), "{err}");
+        i.grpc_host = Some("svc.local".into());
+        assert!(ServiceSpec::new(i).is_ok());
     }
 
     #[test]

@@ -374,6 +374,38 @@ fn refuses_without_a_readable_current_manifest() {
     }
 }
 
+/// Edits the svcgen-owned file `path` by hand and checks the whole --force
+/// story of `add-method ScoreBatch`: refused, with and without --dry-run,
+/// the tree unchanged; `--dry-run --force` writes nothing but shows the
+/// `.orig` to come; `--force` keeps the edited bytes as `<path>.orig`.
+fn edit_refuse_then_force(root: &Path, path: &str) {
+    let edited = format!("{}// my tweak\n", read(root, path));
+    write(root, path, &edited);
+    let needles = ["edited by hand", path, "--force", ".orig"];
+    refused(root, root, &["add-method", "ScoreBatch"], 1, &needles);
+    refused(
+        root,
+        root,
+        &["add-method", "ScoreBatch", "--dry-run"],
+        1,
+        &[path],
+    );
+
+    let orig = format!("{path}.orig");
+    let before = tree(root);
+    let shown = ok(root, &["add-method", "ScoreBatch", "--dry-run", "--force"]);
+    assert_unchanged(root, &before, "--dry-run --force");
+    assert!(shown.contains(&format!("+++ b/{orig}")), "{shown}");
+
+    let out = ok(root, &["add-method", "ScoreBatch", "--force"]);
+    assert!(out.contains(&orig), "{out}");
+    assert_eq!(
+        fs::read(root.join(&orig)).expect("orig"),
+        edited.as_bytes(),
+        "the .orig must be the edited file, byte for byte"
+    );
+}
+
 #[test]
 fn an_owned_file_edited_by_hand_is_refused_then_kept_as_orig_under_force() {
     let work = tempfile::tempdir().expect("temp dir");
@@ -385,37 +417,7 @@ fn an_owned_file_edited_by_hand_is_refused_then_kept_as_orig_under_force() {
     );
     // src/svcgen.rs: an owned file that add-method also has to change.
     let owned = "src/svcgen.rs";
-    let edited = format!("{}// my tweak\n", read(&root, owned));
-    write(&root, owned, &edited);
-
-    refused(
-        &root,
-        &root,
-        &["add-method", "ScoreBatch"],
-        1,
-        &["edited by hand", owned, "--force", ".orig"],
-    );
-    // A dry run does not get around it either.
-    refused(
-        &root,
-        &root,
-        &["add-method", "ScoreBatch", "--dry-run"],
-        1,
-        &[owned],
-    );
-    // --force with a dry run writes nothing, but shows the .orig to come.
-    let before = tree(&root);
-    let shown = ok(&root, &["add-method", "ScoreBatch", "--dry-run", "--force"]);
-    assert_unchanged(&root, &before, "--dry-run --force");
-    assert!(shown.contains("+++ b/src/svcgen.rs.orig"), "{shown}");
-
-    let out = ok(&root, &["add-method", "ScoreBatch", "--force"]);
-    assert!(out.contains("src/svcgen.rs.orig"), "{out}");
-    assert_eq!(
-        fs::read(root.join("src/svcgen.rs.orig")).expect("orig"),
-        edited.as_bytes(),
-        "the .orig must be the edited file, byte for byte"
-    );
+    edit_refuse_then_force(&root, owned);
     assert_eq!(
         read(&root, owned),
         read(&reference, owned),
@@ -434,31 +436,7 @@ fn a_vendored_runtime_file_edited_by_hand_is_refused_then_kept_as_orig_under_for
     let tasks = "svcgen-runtime/src/tasks.rs";
     let original = read(&root, tasks);
     assert_eq!(original, read(&runtime_crate(), "src/tasks.rs"));
-    let edited = format!("{original}// my tweak\n");
-    write(&root, tasks, &edited);
-
-    refused(
-        &root,
-        &root,
-        &["add-method", "ScoreBatch"],
-        1,
-        &["edited by hand", tasks, "--force", ".orig"],
-    );
-    refused(
-        &root,
-        &root,
-        &["add-method", "ScoreBatch", "--dry-run"],
-        1,
-        &[tasks],
-    );
-
-    let out = ok(&root, &["add-method", "ScoreBatch", "--force"]);
-    assert!(out.contains("svcgen-runtime/src/tasks.rs.orig"), "{out}");
-    assert_eq!(
-        fs::read(root.join("svcgen-runtime/src/tasks.rs.orig")).expect("orig"),
-        edited.as_bytes(),
-        "the .orig must be the edited file, byte for byte"
-    );
+    edit_refuse_then_force(&root, tasks);
     assert_eq!(
         read(&root, tasks),
         original,
@@ -1235,32 +1213,7 @@ fn a_hand_edited_legacy_file_blocks_the_conversion_until_force_keeps_it() {
     let work = tempfile::tempdir().expect("temp dir");
     let root = legacy_project(work.path());
     add_runtime_dependency(&root);
-    let tasks = "src/svcgen/tasks.rs";
-    let edited = format!("{}// my tweak\n", read(&root, tasks));
-    write(&root, tasks, &edited);
-
-    refused(
-        &root,
-        &root,
-        &["add-method", "ScoreBatch"],
-        1,
-        &["edited by hand", tasks, "--force", ".orig"],
-    );
-    refused(
-        &root,
-        &root,
-        &["add-method", "ScoreBatch", "--dry-run"],
-        1,
-        &[tasks],
-    );
-
-    let out = ok(&root, &["add-method", "ScoreBatch", "--force"]);
-    assert!(out.contains("src/svcgen/tasks.rs.orig"), "{out}");
-    assert_eq!(
-        fs::read(root.join("src/svcgen/tasks.rs.orig")).expect("orig"),
-        edited.as_bytes(),
-        "the .orig must be the edited file, byte for byte"
-    );
+    edit_refuse_then_force(&root, "src/svcgen/tasks.rs");
     // src/svcgen/ now holds only the user's version; the rest converted.
     assert_eq!(
         files_under(&root.join("src/svcgen"))
