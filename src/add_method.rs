@@ -1,19 +1,18 @@
 //! The `svcgen add-method` command: grows an existing project by one method
 //! without touching the user's code. Every check runs before the first
-//! write; the writes then go in as one unit (see [`crate::apply`]).
+//! write; the writes then go in as one unit (see [`crate::write::apply`]).
 
 use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::cli::AddMethodArgs;
-use crate::diff;
 use crate::layout::{self, Owner};
-use crate::manifest::{self, content_hash};
 use crate::names;
 use crate::project::Project;
 use crate::proto_edit;
-use crate::render::{self, RenderedFile};
+use crate::regenerate::{self, Step};
+use crate::render;
 use crate::spec::{MethodKind, MethodSpec, ServiceSpec};
 use crate::write::{self, Change};
 
@@ -74,21 +73,6 @@ struct Plan {
     converted: bool,
 }
 
-/// One file to write or delete, and what it holds now (`None`: a new file).
-struct Step {
-    change: Change,
-    before: Option<String>,
-}
-
-impl Step {
-    fn write(path: String, contents: String, before: Option<String>) -> Step {
-        Step {
-            change: Change::write(path, contents),
-            before,
-        }
-    }
-}
-
 fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool) -> Result<Plan> {
     let renderer = render::Renderer::new(spec)?;
     let files = renderer.files()?;
@@ -98,67 +82,16 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
         check_runtime_dependency(project)?;
     }
 
-    // svcgen-owned files: rewritten (or, when the layout no longer has
-    // them, deleted), unless edited by hand.
-    let mut rewrites = Vec::new();
-    let mut edited = Vec::new();
-    for file in files.iter().filter(|file| file.owner == Owner::Svcgen) {
-        let current = project.read(&file.path)?;
-        if current.as_deref() == Some(file.contents.as_str()) {
-            continue;
-        }
-        if let Some(text) = &current {
-            if !recorded(project, &file.path, text) {
-                edited.push((file.path.clone(), text.clone()));
-            }
-        }
-        rewrites.push(Step::write(
-            file.path.clone(),
-            file.contents.clone(),
-            current,
-        ));
-    }
-    for path in project.manifest.owned.keys() {
-        if files.iter().any(|file| &file.path == path) {
-            continue;
-        }
-        let Some(text) = project.read(path)? else {
-            continue;
-        };
-        if !recorded(project, path, &text) {
-            edited.push((path.clone(), text.clone()));
-        }
-        rewrites.push(Step {
-            change: Change::delete(path.clone()),
-            before: Some(text),
-        });
-    }
-    if !edited.is_empty() && !force {
-        let names: Vec<&str> = edited.iter().map(|(path, _)| path.as_str()).collect();
-        bail!(
-            "{} edited by hand (its SHA-256 no longer matches svcgen.toml): {}; move your change into your own files, or pass --force to rewrite it and keep your version as <file>.orig",
-            if names.len() == 1 { "a svcgen-owned file was" } else { "svcgen-owned files were" },
-            names.join(", ")
-        );
-    }
-    let mut steps = Vec::new();
-    let mut backed_up = Vec::new();
-    for (path, text) in edited {
-        let backup = format!("{path}.orig");
-        if project.read(&backup)?.is_some() {
-            bail!("{backup} already exists; move it away so that --force can keep your edited {path} there");
-        }
-        steps.push(Step::write(backup, text, None));
-        backed_up.push(path);
-    }
-    steps.extend(rewrites);
+    let owned = regenerate::owned(project, &files, force)?;
+    let backed_up = owned.backed_up;
+    let mut steps = owned.steps;
 
     // The new handler: created, never over an existing file.
     let handler = layout::handler_path(method);
     if project.read(&handler)?.is_some() {
         bail!("{handler} already exists; move it away (svcgen never overwrites a handler) and run add-method again");
     }
-    let contents = rendered(&files, &handler)?.to_string();
+    let contents = regenerate::rendered(&files, &handler)?.to_string();
     steps.push(Step::write(handler.clone(), contents, None));
 
     // Converting: the user-owned files the new layout adds, when missing.
@@ -181,24 +114,13 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
     steps.push(Step::write(proto, contents, Some(text)));
 
     // The manifest, last: the new method and the new owned-file hashes.
-    let contents = rendered(&files, manifest::FILE_NAME)?.to_string();
-    let before = project.read(manifest::FILE_NAME)?;
-    steps.push(Step::write(
-        manifest::FILE_NAME.to_string(),
-        contents,
-        before,
-    ));
+    steps.push(regenerate::manifest(project, &files)?);
 
     Ok(Plan {
         steps,
         backed_up,
         converted,
     })
-}
-
-/// Whether `text` is what svcgen last wrote to the owned file `path`.
-fn recorded(project: &Project, path: &str, text: &str) -> bool {
-    project.manifest.owned.get(path) == Some(&content_hash(text))
 }
 
 /// A project made with the runtime in `src/svcgen/` can be converted only
@@ -222,14 +144,6 @@ fn check_runtime_dependency(project: &Project) -> Result<()> {
     Ok(())
 }
 
-fn rendered<'a>(files: &'a [RenderedFile], path: &str) -> Result<&'a str> {
-    files
-        .iter()
-        .find(|file| file.path == path)
-        .map(|file| file.contents.as_str())
-        .with_context(|| format!("internal error: {path} was not rendered"))
-}
-
 fn dry_run_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -240,14 +154,7 @@ fn dry_run_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String
         project.manifest.service.name,
         plan.steps.len()
     );
-    for step in &plan.steps {
-        out.push('\n');
-        out.push_str(&diff::unified(
-            &step.change.path,
-            step.before.as_deref(),
-            step.change.contents.as_deref(),
-        ));
-    }
+    out.push_str(&regenerate::diff(&plan.steps));
     let _ = writeln!(out, "\nNothing was written (--dry-run).");
     out
 }
@@ -261,14 +168,7 @@ fn success_report(project: &Project, method: &MethodSpec, plan: &Plan) -> String
         method.name,
         project.manifest.service.name
     );
-    for step in &plan.steps {
-        let verb = match (&step.before, &step.change.contents) {
-            (_, None) => "deleted",
-            (Some(_), Some(_)) => "updated",
-            (None, Some(_)) => "created",
-        };
-        let _ = writeln!(out, "  {verb:<8} {}", step.change.path);
-    }
+    out.push_str(&regenerate::listing(&plan.steps));
     for path in &plan.backed_up {
         let _ = writeln!(out, "  your edited {path} is kept as {path}.orig");
     }

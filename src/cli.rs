@@ -21,6 +21,36 @@ pub enum Command {
     New(NewArgs),
     /// Add a method to the project around the current directory (or --path).
     AddMethod(AddMethodArgs),
+    /// Let this service consume another one: copy its proto and compile a typed client.
+    AddUpstream(AddUpstreamArgs),
+}
+
+/// Flags of `svcgen add-upstream`.
+#[derive(Debug, Args)]
+pub struct AddUpstreamArgs {
+    /// The upstream service's .proto file.
+    #[arg(value_name = "PROTO")]
+    pub proto: PathBuf,
+
+    /// A folder its imports are resolved from, besides its own (repeatable).
+    #[arg(long = "include", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
+    /// The upstream's name in this project (snake_case) [default: the proto's file stem].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The service to consume, when the proto declares several.
+    #[arg(long, value_name = "S")]
+    pub service: Option<String>,
+
+    /// The project directory (default: the nearest svcgen.toml from the current directory up).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+
+    /// Print a unified diff of every change and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Flags of `svcgen add-method`.

@@ -70,6 +70,9 @@ pub enum Source {
     Lockfile,
     /// `svcgen.toml`, rendered last: it hashes the svcgen-owned files.
     Manifest,
+    /// An upstream service's proto files, copied by `add-upstream` (never
+    /// rendered: they come from the command's input).
+    UpstreamProto,
 }
 
 /// Where a file goes, relative to the project root.
@@ -83,6 +86,8 @@ pub enum Destination {
     Handler,
     /// `svcgen-runtime/<path>`: one per runtime file (when vendored).
     RuntimeFile,
+    /// `proto/upstream/<name>/<file>`: one per copied file of each upstream.
+    UpstreamFile,
 }
 
 /// One row of the layout.
@@ -101,9 +106,9 @@ const fn row(destination: Destination, source: Source, owner: Owner) -> Entry {
     }
 }
 
-use Destination::{Fixed, Handler, Proto, RuntimeFile};
+use Destination::{Fixed, Handler, Proto, RuntimeFile, UpstreamFile};
 use Owner::{Shared, Svcgen, User};
-use Source::{Lockfile, Manifest, Runtime as RuntimeSource, Template};
+use Source::{Lockfile, Manifest, Runtime as RuntimeSource, Template, UpstreamProto};
 
 /// Every file of a generated project.
 pub const LAYOUT: &[Entry] = &[
@@ -111,6 +116,7 @@ pub const LAYOUT: &[Entry] = &[
     row(Fixed("Cargo.lock"), Lockfile, User),
     row(Fixed("build.rs"), Template("build.rs.tera"), Svcgen),
     row(Proto, Template("proto/service.proto.tera"), Shared),
+    row(UpstreamFile, UpstreamProto, Shared),
     row(Fixed("src/main.rs"), Template("src/main.rs.tera"), User),
     row(Fixed("src/lib.rs"), Template("src/lib.rs.tera"), User),
     row(
@@ -156,6 +162,14 @@ impl Entry {
             RuntimeFile => runtime_files()
                 .map(|file| format!("{RUNTIME_DIR}/{}", file.path))
                 .collect(),
+            UpstreamFile => spec
+                .upstreams
+                .iter()
+                .flat_map(|upstream| {
+                    let dir = upstream_dir(&upstream.name);
+                    upstream.files.iter().map(move |file| format!("{dir}/{file}"))
+                })
+                .collect(),
         }
     }
 }
@@ -173,6 +187,13 @@ pub fn runtime_files() -> impl Iterator<Item = &'static svcgen_runtime::source::
 /// `proto/<proto_file>.proto`: the only proto directly in `proto/`.
 pub fn proto_path(spec: &ServiceSpec) -> String {
     format!("proto/{}.proto", spec.proto_file)
+}
+
+/// `proto/upstream/<name>`: where an upstream's proto files are copied.
+/// Not directly in `proto/`: the platform's export reads `proto/*.proto`
+/// as this service's own proto and needs exactly one there.
+pub fn upstream_dir(name: &str) -> String {
+    format!("proto/upstream/{name}")
 }
 
 /// `src/methods/<handler>.rs`.

@@ -3,6 +3,7 @@
 //! (0 success, 2 bad usage or an invalid name, 1 anything else).
 
 mod add_method;
+mod add_upstream;
 mod cli;
 mod diff;
 mod layout;
@@ -13,8 +14,10 @@ mod new;
 mod project;
 mod prompt;
 mod proto_edit;
+mod regenerate;
 mod render;
 mod spec;
+mod upstream_proto;
 mod write;
 
 use std::process::ExitCode;
@@ -24,6 +27,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::New(args) => new::run(args),
         cli::Command::AddMethod(args) => add_method::run(args),
+        cli::Command::AddUpstream(args) => add_upstream::run(args),
     };
     match result {
         Ok(out) => {

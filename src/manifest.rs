@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::spec::{MethodKind, ServiceSpec, SpecInput, FIRST_METHOD_TAG};
+use crate::spec::{MethodKind, ServiceSpec, SpecInput, UpstreamSpec, FIRST_METHOD_TAG};
 
 /// The manifest's file name, at the project root.
 pub const FILE_NAME: &str = crate::layout::MANIFEST_FILE;
@@ -56,6 +56,15 @@ pub fn render<'a>(spec: &ServiceSpec, owned: impl Iterator<Item = (&'a str, &'a 
         let _ = writeln!(out, "kind = \"{}\"", method.kind.as_str());
         let _ = writeln!(out, "tag = {}", method.tag);
     }
+    for upstream in &spec.upstreams {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "[[upstreams]]");
+        let _ = writeln!(out, "name = \"{}\"", upstream.name);
+        let _ = writeln!(out, "service = \"{}\"", upstream.service);
+        let _ = writeln!(out, "file = \"{}\"", upstream.file);
+        let files: Vec<String> = upstream.files.iter().map(|f| format!("\"{f}\"")).collect();
+        let _ = writeln!(out, "files = [{}]", files.join(", "));
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -78,6 +87,9 @@ pub struct Manifest {
     pub service: ServiceSection,
     #[serde(default)]
     pub methods: Vec<MethodEntry>,
+    /// `[[upstreams]]`: the services whose protos `add-upstream` copied in.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamSpec>,
     /// Owned file (relative path) → SHA-256 of its LF-normalised content.
     #[serde(default)]
     pub owned: BTreeMap<String, String>,
@@ -154,6 +166,7 @@ impl Manifest {
             proto_package: Some(self.service.proto_package.clone()),
             proto_service: Some(self.service.proto_service.clone()),
             tags: Some(tags),
+            upstreams: self.upstreams.clone(),
         }
     }
 }

@@ -519,6 +519,35 @@ pub fn proto_package(raw: &str) -> NameResult<String> {
     Ok(raw.to_string())
 }
 
+/// Validates the name of an upstream service (`add-upstream --name`): a
+/// snake_case Rust identifier, not a keyword, at most [`MAX_NAME_LEN`].
+pub fn upstream_name(raw: &str) -> NameResult<String> {
+    const WHAT: &str = "upstream name";
+    let snake = !raw.is_empty()
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !snake {
+        return Err(InvalidName::new(
+            WHAT,
+            raw,
+            "must be snake_case: a lowercase letter, then lowercase letters, digits and '_'",
+        ));
+    }
+    if raw.len() > MAX_NAME_LEN {
+        return Err(InvalidName::new(
+            WHAT,
+            raw,
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if RUST_KEYWORDS.contains(&raw) || RESERVED_NAMES.contains(&raw) {
+        return Err(InvalidName::new(WHAT, raw, "is a Rust keyword or reserved name"));
+    }
+    Ok(raw.to_string())
+}
+
 /// The default proto service name: the UpperCamelCase of the crate name.
 pub fn default_proto_service(crate_name: &str) -> String {
     crate_name.to_upper_camel_case()

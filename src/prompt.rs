@@ -86,6 +86,7 @@ pub fn complete(crate_name: &str, given: Given, interactive: bool) -> Result<Spe
         proto_package,
         proto_service,
         tags: None,
+        upstreams: Vec::new(),
     })
 }
 

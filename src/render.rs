@@ -133,6 +133,8 @@ impl<'a> Renderer<'a> {
                     }
                 }
                 (Source::Manifest, _) => manifest_path = entry.paths(self.spec).pop(),
+                // Copied by add-upstream from its input, never rendered.
+                (Source::UpstreamProto, _) => {}
             }
         }
         let path = manifest_path.context("internal error: the layout has no manifest")?;

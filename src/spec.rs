@@ -82,8 +82,25 @@ pub struct ServiceSpec {
     pub grpc_host: String,
     /// The methods, non-empty, in the order given.
     pub methods: Vec<MethodSpec>,
+    /// The upstream services whose protos `svcgen add-upstream` copied in.
+    pub upstreams: Vec<UpstreamSpec>,
     #[serde(skip)]
     _validated: (),
+}
+
+/// An upstream service this one consumes: its proto and the files it
+/// imports were copied into `proto/upstream/<name>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct UpstreamSpec {
+    /// A snake_case name: the folder under `proto/upstream/` and the module
+    /// `crate::svcgen::upstreams::<name>`.
+    pub name: String,
+    /// The proto file that declares the service, relative to that folder.
+    pub file: String,
+    /// The consumed service, qualified by its package (`pkg.Service`).
+    pub service: String,
+    /// Every copied file, relative to the folder (the file and its imports).
+    pub files: Vec<String>,
 }
 
 /// Everything the user chose, before validation. `None` means "the default".
@@ -106,6 +123,8 @@ pub struct SpecInput {
     /// The LastResult oneof tag of each method (as recorded in a manifest);
     /// `None` numbers them in order from [`FIRST_METHOD_TAG`].
     pub tags: Option<Vec<u32>>,
+    /// Upstream services (from a manifest, or being added).
+    pub upstreams: Vec<UpstreamSpec>,
 }
 
 impl ServiceSpec {
@@ -171,6 +190,7 @@ impl ServiceSpec {
             grpc_port: input.grpc_port,
             grpc_host,
             methods,
+            upstreams: check_upstreams(input.upstreams)?,
             _validated: (),
         })
     }
@@ -197,6 +217,35 @@ fn check_tags(tags: &[u32], methods: usize) -> NameResult<Vec<u32>> {
         }
     }
     Ok(tags.to_vec())
+}
+
+/// Upstream names are unique snake identifiers (they name a folder and a
+/// module), and their files stay inside their folder.
+fn check_upstreams(upstreams: Vec<UpstreamSpec>) -> NameResult<Vec<UpstreamSpec>> {
+    for (i, upstream) in upstreams.iter().enumerate() {
+        names::upstream_name(&upstream.name)?;
+        if upstreams[..i].iter().any(|u| u.name == upstream.name) {
+            return Err(InvalidName::new(
+                "upstream name",
+                upstream.name.clone(),
+                "is already the name of another upstream of this project; pass --name",
+            ));
+        }
+        for file in upstream.files.iter().chain(std::iter::once(&upstream.file)) {
+            let inside = !file.is_empty()
+                && std::path::Path::new(file)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(InvalidName::new(
+                    "upstream file",
+                    file.clone(),
+                    "must be a relative path inside proto/upstream/<name>/",
+                ));
+            }
+        }
+    }
+    Ok(upstreams)
 }
 
 /// The two ports must differ unless one of them is 0 (any free port).
@@ -226,6 +275,7 @@ pub(crate) mod tests {
             proto_package: None,
             proto_service: None,
             tags: None,
+            upstreams: Vec::new(),
         }
     }
 
