@@ -103,6 +103,12 @@ fn check_no_clash(project: &Project, spec: &ServiceSpec, proto: &UpstreamProto) 
     let own_path = project.root.join(&own);
     let own_proto = upstream_proto::messages_of(&own_path)
         .with_context(|| format!("reading this project's own {own}"))?;
+    let own_service = format!("{}.{}", spec.proto_package, spec.proto_service);
+    if proto.service == own_service {
+        bail!(
+            "the upstream's service {own_service} has the same qualified name as this project's own; the two protos must use different packages"
+        );
+    }
     if let Some(clash) = proto.messages.iter().find(|m| own_proto.contains(m)) {
         bail!(
             "the upstream's message {clash} has the same qualified name as one of this project's own in {own}; the two protos must use different packages"
@@ -146,7 +152,13 @@ fn success_report(project: &Project, name: &str, proto: &UpstreamProto, steps: &
     out.push_str(&regenerate::listing(steps));
     let _ = writeln!(out);
     let _ = writeln!(out, "Next, in a handler, fetch an input it produced:");
-    for (rpc, response) in &proto.rpcs {
+    // GetLastResult's envelope is for ctx.fetch's own fallback, not a type
+    // to ask for.
+    // Well-known types come from prost-types, not from the upstream's module.
+    let rpcs = proto.rpcs.iter().filter(|(rpc, response)| {
+        rpc != "GetLastResult" && !response.starts_with("google.protobuf.")
+    });
+    for (rpc, response) in rpcs {
         let _ = writeln!(
             out,
             "  let result: {} = ctx.fetch(&ctx.inputs()[0]).await?;  // {rpc}",

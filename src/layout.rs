@@ -167,7 +167,10 @@ impl Entry {
                 .iter()
                 .flat_map(|upstream| {
                     let dir = upstream_dir(&upstream.name);
-                    upstream.files.iter().map(move |file| format!("{dir}/{file}"))
+                    upstream
+                        .files
+                        .iter()
+                        .map(move |file| format!("{dir}/{file}"))
                 })
                 .collect(),
         }

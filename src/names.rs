@@ -543,7 +543,11 @@ pub fn upstream_name(raw: &str) -> NameResult<String> {
         ));
     }
     if RUST_KEYWORDS.contains(&raw) || RESERVED_NAMES.contains(&raw) {
-        return Err(InvalidName::new(WHAT, raw, "is a Rust keyword or reserved name"));
+        return Err(InvalidName::new(
+            WHAT,
+            raw,
+            "is a Rust keyword or reserved name",
+        ));
     }
     Ok(raw.to_string())
 }

@@ -65,7 +65,9 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
         .file
         .iter()
         .find(|file| file.name() == name)
-        .with_context(|| format!("internal error: {name} is missing from its own descriptor set"))?;
+        .with_context(|| {
+            format!("internal error: {name} is missing from its own descriptor set")
+        })?;
     let package = main.package().to_string();
     let qualify = |simple: &str| match package.as_str() {
         "" => simple.to_string(),
@@ -88,7 +90,9 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
             .unwrap_or_default()
     };
     let service = match (service, services.as_slice()) {
-        (_, []) => bail!("{shown} declares no service: an upstream must serve its results over gRPC"),
+        (_, []) => {
+            bail!("{shown} declares no service: an upstream must serve its results over gRPC")
+        }
         (None, [only]) => only.clone(),
         (None, many) => bail!(
             "{shown} declares {} services ({}); pick one with --service",
@@ -100,7 +104,10 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
             .find(|s| *s == wanted || s.rsplit('.').next() == Some(wanted))
             .cloned()
             .with_context(|| {
-                format!("{shown} has no service `{wanted}`; it declares {}", all.join(", "))
+                format!(
+                    "{shown} has no service `{wanted}`; it declares {}",
+                    all.join(", ")
+                )
             })?,
     };
 
@@ -191,7 +198,8 @@ mod tests {
         path
     }
 
-    const COMMON: &str = "syntax = \"proto3\";\npackage common;\nmessage Record { string id = 1; }\n";
+    const COMMON: &str =
+        "syntax = \"proto3\";\npackage common;\nmessage Record { string id = 1; }\n";
     const PRODUCER: &str = "syntax = \"proto3\";\npackage data_generator;\nimport \"common.proto\";\nimport \"google/protobuf/empty.proto\";\nmessage GenerateDataResponse { repeated common.Record records = 1; }\nservice DataGeneratorService {\n  rpc GenerateData(google.protobuf.Empty) returns (GenerateDataResponse);\n}\n";
 
     #[test]
@@ -199,9 +207,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shared = dir.path().join("shared/proto");
         write(&shared, "common.proto", COMMON);
-        let proto = write(&dir.path().join("services/gen/proto"), "gen.proto", PRODUCER);
+        let proto = write(
+            &dir.path().join("services/gen/proto"),
+            "gen.proto",
+            PRODUCER,
+        );
         let err = load(&proto, &[], None).unwrap_err().to_string();
-        assert!(err.contains("does not compile") && err.contains("common.proto"), "{err}");
+        assert!(
+            err.contains("does not compile") && err.contains("common.proto"),
+            "{err}"
+        );
 
         let loaded = load(&proto, &[shared], None).unwrap();
         assert_eq!(loaded.service, "data_generator.DataGeneratorService");
@@ -217,7 +232,11 @@ mod tests {
     #[test]
     fn picks_the_service_or_names_the_rule() {
         let dir = tempfile::tempdir().unwrap();
-        let none = write(dir.path(), "none.proto", "syntax = \"proto3\";\nmessage A {}\n");
+        let none = write(
+            dir.path(),
+            "none.proto",
+            "syntax = \"proto3\";\nmessage A {}\n",
+        );
         let err = load(&none, &[], None).unwrap_err().to_string();
         assert!(err.contains("declares no service"), "{err}");
 
@@ -227,13 +246,23 @@ mod tests {
             "syntax = \"proto3\";\nmessage A {}\nservice S1 { rpc X(A) returns (A); }\nservice S2 { rpc Y(A) returns (A); }\n",
         );
         let err = load(&two, &[], None).unwrap_err().to_string();
-        assert!(err.contains("2 services (S1, S2)") && err.contains("--service"), "{err}");
+        assert!(
+            err.contains("2 services (S1, S2)") && err.contains("--service"),
+            "{err}"
+        );
         assert_eq!(load(&two, &[], Some("S2")).unwrap().service, "S2");
         let err = load(&two, &[], Some("S3")).unwrap_err().to_string();
         assert!(err.contains("no service `S3`"), "{err}");
 
-        let broken = write(dir.path(), "broken.proto", "syntax = \"proto3\";\nmessage {\n");
+        let broken = write(
+            dir.path(),
+            "broken.proto",
+            "syntax = \"proto3\";\nmessage {\n",
+        );
         let err = load(&broken, &[], None).unwrap_err().to_string();
-        assert!(err.contains("does not compile") && !err.contains('\n'), "{err}");
+        assert!(
+            err.contains("does not compile") && !err.contains('\n'),
+            "{err}"
+        );
     }
 }

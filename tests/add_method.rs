@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use sha2::{Digest, Sha256};
 use similar::{ChangeTag, TextDiff};
 
 mod common;
@@ -24,186 +22,14 @@ const MARKERS: [&str; 3] = [
 ];
 
 use common::{
-    add_runtime_dependency, legacy_fixture, legacy_project, runtime_dependency_line, svcgen,
+    add_runtime_dependency, assert_owned_hashes_match, assert_unchanged, legacy_fixture,
+    legacy_project, manifest, manifest_methods, new_project, ok, owned_paths, read, refused,
+    relative, runtime_dependency_line, tree, tree_changes, write, Tree,
 };
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Asserts `svcgen <args>` in `dir` succeeded; returns its stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let output = svcgen(dir, args);
-    assert!(
-        output.status.success(),
-        "svcgen {args:?} failed ({:?}): {}",
-        output.status.code(),
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
-/// `svcgen new <args> --no-input` in `parent`; returns the project root.
-fn new_project(parent: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let mut args = vec!["new", name];
-    args.extend_from_slice(extra);
-    args.push("--no-input");
-    fs::create_dir_all(parent).expect("create the parent directory");
-    ok(parent, &args);
-    parent.join(name)
-}
 
 /// The canonical project: `svcgen new demo-svc --method TrainModel`.
 fn demo(parent: &Path) -> PathBuf {
     new_project(parent, "demo-svc", &["--method", "TrainModel"])
-}
-
-/// Every entry under `root` (relative path → bytes; `None` for a directory).
-type Tree = BTreeMap<String, Option<Vec<u8>>>;
-
-fn tree(root: &Path) -> Tree {
-    walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.expect("walk");
-            let path = relative(root, entry.path());
-            let bytes = entry
-                .file_type()
-                .is_file()
-                .then(|| fs::read(entry.path()).expect("read"));
-            (path, bytes)
-        })
-        .collect()
-}
-
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .expect("under root")
-        .to_string_lossy()
-        .replace('\\', "/")
-}
-
-/// The paths added, removed or changed between two trees (empty: identical).
-fn tree_changes(before: &Tree, after: &Tree) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, bytes) in before {
-        match after.get(path) {
-            None => out.push(format!("removed {path}")),
-            Some(now) if now != bytes => out.push(format!("changed {path}")),
-            Some(_) => {}
-        }
-    }
-    for path in after.keys().filter(|path| !before.contains_key(*path)) {
-        out.push(format!("added {path}"));
-    }
-    out
-}
-
-fn assert_unchanged(root: &Path, before: &Tree, what: &str) {
-    let changes = tree_changes(before, &tree(root));
-    assert!(changes.is_empty(), "{what} changed the tree: {changes:?}");
-}
-
-/// Runs `svcgen <args>` in `cwd` and checks: exit `code`, one `error: ` line
-/// on stderr containing every one of `needles`, nothing on stdout, and the
-/// tree under `root` byte-identical before and after. Returns the stderr.
-fn refused(cwd: &Path, root: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {
-    let before = tree(root);
-    let output = svcgen(cwd, args);
-    let err = stderr(&output);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "svcgen {args:?}: expected exit {code}; stderr: {err}"
-    );
-    assert!(
-        err.starts_with("error: ") && err.ends_with('\n') && err.lines().count() == 1,
-        "svcgen {args:?}: expected one `error: ` line, got: {err:?}"
-    );
-    for needle in needles {
-        assert!(
-            err.contains(needle),
-            "svcgen {args:?}: stderr lacks {needle:?}: {err}"
-        );
-    }
-    assert!(
-        output.stdout.is_empty(),
-        "svcgen {args:?}: refusal printed on stdout: {}",
-        stdout(&output)
-    );
-    assert_unchanged(root, &before, &format!("refused svcgen {args:?}"));
-    err
-}
-
-fn read(root: &Path, path: &str) -> String {
-    fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
-}
-
-fn write(root: &Path, path: &str, contents: &str) {
-    fs::write(root.join(path), contents).unwrap_or_else(|e| panic!("write {path}: {e}"));
-}
-
-/// SHA-256 (hex) of `text` with CRLF turned into LF, as DESIGN §5 specifies.
-fn sha256_lf(text: &str) -> String {
-    Sha256::digest(text.replace("\r\n", "\n").as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
-fn manifest(root: &Path) -> toml::Table {
-    toml::from_str(&read(root, "svcgen.toml")).expect("svcgen.toml parses")
-}
-
-/// `[[methods]]` as (name, kind, tag).
-fn manifest_methods(root: &Path) -> Vec<(String, String, i64)> {
-    let table = manifest(root);
-    table["methods"]
-        .as_array()
-        .expect("[[methods]]")
-        .iter()
-        .map(|m| {
-            (
-                m["name"].as_str().expect("name").to_string(),
-                m["kind"].as_str().expect("kind").to_string(),
-                m["tag"].as_integer().expect("tag"),
-            )
-        })
-        .collect()
-}
-
-/// `[owned]` paths, sorted.
-fn owned_paths(root: &Path) -> Vec<String> {
-    manifest(root)["owned"]
-        .as_table()
-        .expect("[owned]")
-        .keys()
-        .cloned()
-        .collect()
-}
-
-/// Every `[owned]` hash matches the file on disk, and no staging file is left.
-fn assert_owned_hashes_match(root: &Path) {
-    let table = manifest(root);
-    let owned = table["owned"].as_table().expect("[owned]");
-    assert!(owned.len() > 5, "too few owned files: {owned:?}");
-    for (path, hash) in owned {
-        assert_eq!(
-            hash.as_str(),
-            Some(sha256_lf(&read(root, path)).as_str()),
-            "[owned] hash of {path} does not match the file"
-        );
-    }
-    let leftovers: Vec<String> = tree(root)
-        .into_keys()
-        .filter(|path| path.ends_with(".svcgen-new"))
-        .collect();
-    assert!(leftovers.is_empty(), "staging files left: {leftovers:?}");
 }
 
 /// The line of `text` that is the marker (with its indentation).

@@ -74,6 +74,156 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
     }
 }
 
+/// The producer's Produce handler: its value is the `value` parameter, so
+/// two tasks run at once produce different results.
+const PRODUCE: &str = r#"//! Produce: a value chosen by the caller.
+
+use std::time::Duration;
+
+use crate::proto::ProduceResponse;
+use crate::svcgen::{HandlerError, TaskContext};
+
+pub async fn produce(ctx: TaskContext) -> Result<ProduceResponse, HandlerError> {
+    let steps: u32 = ctx.parameter("steps")?.unwrap_or(2);
+    for step in 1..=steps {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ctx.set_step(step, steps);
+    }
+    let value: String = ctx.parameter("value")?.unwrap_or_default();
+    Ok(ProduceResponse { summary: value, steps })
+}
+"#;
+
+/// The consumer's Consume handler: returns what it fetched from upstream.
+const CONSUME: &str = r#"//! Consume: the producer's value, fetched over gRPC.
+
+use crate::proto::ConsumeResponse;
+use crate::svcgen::upstreams::producer::producer::ProduceResponse;
+use crate::svcgen::{HandlerError, TaskContext};
+
+pub async fn consume(ctx: TaskContext) -> Result<ConsumeResponse, HandlerError> {
+    let input = ctx.inputs().first().ok_or_else(|| HandlerError::new("no input"))?;
+    let produced: ProduceResponse = ctx.fetch(input).await?;
+    Ok(ConsumeResponse {
+        summary: produced.summary,
+        steps: produced.steps,
+    })
+}
+"#;
+
+/// The consumer's ConsumePython handler: fetches from a Python producer.
+const CONSUME_PYTHON: &str = r#"//! ConsumePython: a Python producer's value, fetched by `format`.
+
+use crate::proto::ConsumePythonResponse;
+use crate::svcgen::upstreams::data_generator::data_generator::GenerateDataResponse;
+use crate::svcgen::{HandlerError, TaskContext};
+
+pub async fn consume_python(ctx: TaskContext) -> Result<ConsumePythonResponse, HandlerError> {
+    let input = ctx.inputs().first().ok_or_else(|| HandlerError::new("no input"))?;
+    let generated: GenerateDataResponse = ctx.fetch(input).await?;
+    Ok(ConsumePythonResponse {
+        summary: generated.message,
+        steps: 0,
+    })
+}
+"#;
+
+/// A use case's shared proto, imported by its services (AI-Effect layout).
+const COMMON_PROTO: &str = "syntax = \"proto3\";\npackage common;\n\nmessage EnergyRecord {\n  string household_id = 1;\n  double power_consumption = 2;\n}\n";
+
+/// A Python producer's proto, as the platform's use cases write them.
+const DATA_GENERATOR_PROTO: &str = "syntax = \"proto3\";\npackage data_generator;\n\nimport \"common.proto\";\n\nmessage GenerateDataRequest {\n  int32 num_records = 1;\n}\n\nmessage GenerateDataResponse {\n  bool success = 1;\n  string message = 2;\n  repeated common.EnergyRecord records = 3;\n}\n\nservice DataGeneratorService {\n  rpc GenerateData(GenerateDataRequest) returns (GenerateDataResponse);\n}\n";
+
+#[test]
+fn a_consumer_fetches_exactly_its_producers_results() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let root = work.path();
+    let producer = generate(
+        root,
+        &["new", "producer", "--method", "Produce", "--no-input"],
+        "producer",
+    );
+    std::fs::write(producer.join("src/methods/produce.rs"), PRODUCE).expect("write");
+    let consumer = generate(
+        root,
+        &["new", "consumer", "--method", "Consume", "--no-input"],
+        "consumer",
+    );
+    common::svcgen_ok(&consumer, &["add-method", "ConsumePython"]);
+    common::svcgen_ok(
+        &consumer,
+        &["add-upstream", "../producer/proto/producer.proto"],
+    );
+    let shared = root.join("usecase/shared/proto");
+    let python = root.join("usecase/services/data_generator/proto");
+    for (dir, name, text) in [
+        (&shared, "common.proto", COMMON_PROTO),
+        (&python, "data_generator.proto", DATA_GENERATOR_PROTO),
+    ] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    let python_proto = python.join("data_generator.proto");
+    let include = shared.to_string_lossy().to_string();
+    common::svcgen_ok(
+        &consumer,
+        &[
+            "add-upstream",
+            &python_proto.to_string_lossy(),
+            "--include",
+            &include,
+        ],
+    );
+    std::fs::write(consumer.join("src/methods/consume.rs"), CONSUME).expect("write");
+    std::fs::write(
+        consumer.join("src/methods/consume_python.rs"),
+        CONSUME_PYTHON,
+    )
+    .expect("write");
+    for project in [&producer, &consumer] {
+        cargo(project, &["build"]);
+        cargo(
+            project,
+            &["clippy", "--all-targets", "--", "-D", "warnings"],
+        );
+    }
+
+    let python = conformance_python();
+    // The producer advertises a loopback address in its output references:
+    // the consumer connects to what the orchestrator hands it.
+    let a = Service::start(
+        &target_dir().join("debug/producer"),
+        &[("GRPC_HOST", "127.0.0.1")],
+    );
+    let b = Service::start(
+        &target_dir().join("debug/consumer"),
+        &[("UPSTREAM_TIMEOUT_SECS", "2")],
+    );
+    let output = Command::new(&python)
+        .arg(Path::new(MANIFEST_DIR).join("tests/conformance/chain.py"))
+        .args(["--producer-http", &a.http])
+        .args(["--consumer-http", &b.http, "--consumer-grpc", &b.grpc])
+        .arg("--consumer-proto")
+        .arg(consumer.join("proto/consumer.proto"))
+        .args(["--consumer-service", "Consumer"])
+        .arg("--python-proto")
+        .arg(&python_proto)
+        .arg("--python-include")
+        .arg(&shared)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the chain driver");
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    assert!(
+        output.status.success() && report.contains(" passed, 0 failed"),
+        "the chain failed:\n{}",
+        describe(&output)
+    );
+    a.stop();
+    b.stop();
+}
+
 /// Builds (with `build_flags`), tests, format-checks and lints `project`.
 fn check(project: &Path, build_flags: &[&str]) {
     let mut build = vec!["build"];

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::definition::{Definition, Methods};
 use crate::tasks::TaskStore;
+use crate::upstream::Upstreams;
 use crate::wire::DataReference;
 
 pub(crate) struct App<D: Definition> {
@@ -20,6 +21,8 @@ pub(crate) struct App<D: Definition> {
     pub(crate) grpc_uri: String,
     /// Cancelled when the service shuts down; every task's token is a child.
     pub(crate) shutdown: CancellationToken,
+    /// What `TaskContext::fetch` uses: the descriptor index and channels.
+    pub(crate) upstreams: Arc<Upstreams>,
 }
 
 impl<D: Definition> App<D> {

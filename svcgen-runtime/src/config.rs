@@ -37,6 +37,10 @@ pub struct Config {
     pub task_retention: Duration,
     /// How many finished tasks are kept at most (`MAX_FINISHED_TASKS`, default 1000).
     pub max_finished_tasks: usize,
+    /// How long [`TaskContext::fetch`](crate::TaskContext::fetch) may take,
+    /// retries of an unavailable upstream included (`UPSTREAM_TIMEOUT_SECS`,
+    /// default 30).
+    pub upstream_timeout: Duration,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             quick_deadline: Duration::from_secs(20),
             task_retention: Duration::from_secs(3600),
             max_finished_tasks: 1000,
+            upstream_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -70,6 +75,7 @@ impl fmt::Debug for Config {
             .field("quick_deadline", &self.quick_deadline)
             .field("task_retention", &self.task_retention)
             .field("max_finished_tasks", &self.max_finished_tasks)
+            .field("upstream_timeout", &self.upstream_timeout)
             .finish()
     }
 }
@@ -103,6 +109,9 @@ impl Config {
                 .unwrap_or(defaults.task_retention),
             max_finished_tasks: positive(&get, "MAX_FINISHED_TASKS", TASKS)?
                 .unwrap_or(defaults.max_finished_tasks),
+            upstream_timeout: positive(&get, "UPSTREAM_TIMEOUT_SECS", SECONDS)?
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.upstream_timeout),
         })
     }
 }
@@ -174,6 +183,7 @@ mod tests {
             "QUICK_METHOD_TIMEOUT_SECS",
             "GRPC_MAX_MESSAGE_BYTES",
             "CONTROL_MAX_BODY_BYTES",
+            "UPSTREAM_TIMEOUT_SECS",
         ] {
             let err =
                 Config::from_lookup(|key| (key == name).then(|| "0".to_string())).expect_err(name);
@@ -187,10 +197,12 @@ mod tests {
             "PORT" => Some("0".to_string()),
             "SERVICE_API_KEY" => Some("k".to_string()),
             "GRPC_HOST" => Some("  ".to_string()),
+            "UPSTREAM_TIMEOUT_SECS" => Some("7".to_string()),
             _ => None,
         })
         .expect("valid configuration");
         assert_eq!(config.http_port, Some(0));
+        assert_eq!(config.upstream_timeout, Duration::from_secs(7));
         assert_eq!(config.grpc_port, None);
         assert_eq!(config.grpc_host, None, "blank counts as unset");
         assert_eq!(config.api_key.as_deref(), Some("k"));

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::upstream::Upstreams;
 use crate::wire::DataReference;
 
 /// Everything a handler knows about the task it runs. `S` is the project's
@@ -26,6 +27,8 @@ pub struct TaskContext<S> {
     pub(crate) progress: Progress,
     pub(crate) cancel: CancellationToken,
     pub(crate) max_message_bytes: usize,
+    /// The upstream protos and channels, shared by every task.
+    pub(crate) upstreams: Arc<Upstreams>,
 }
 
 impl<S> TaskContext<S> {
@@ -109,6 +112,52 @@ impl<S> TaskContext<S> {
     /// A cloneable cancellation handle, for blocking threads.
     pub fn cancellation(&self) -> CancellationToken {
         self.cancel.clone()
+    }
+
+    /// Fetches the upstream result `input` points at, as a `T`: the
+    /// response message of the producer's rpc, generated (with
+    /// [`prost::Name`]) from the producer's proto in this project.
+    ///
+    /// ```
+    /// # use svcgen_runtime::{HandlerError, TaskContext};
+    /// # #[derive(Clone, PartialEq, prost::Message)]
+    /// # pub struct ProduceResponse {
+    /// #     #[prost(string, tag = "1")]
+    /// #     pub value: String,
+    /// # }
+    /// # impl prost::Name for ProduceResponse {
+    /// #     const NAME: &'static str = "ProduceResponse";
+    /// #     const PACKAGE: &'static str = "producer.v1";
+    /// # }
+    /// async fn consume(ctx: TaskContext<()>) -> Result<String, HandlerError> {
+    ///     let produced: ProduceResponse = ctx.fetch(&ctx.inputs()[0]).await?;
+    ///     Ok(produced.value)
+    /// }
+    /// ```
+    ///
+    /// `input` must have `protocol` `grpc` and `uri` `host:port`. The rpc
+    /// is found in the protos the project compiled (its own and its
+    /// upstreams', see [`Definition`](crate::Definition)): the rpc named by
+    /// `format` that returns `T`; else, when no rpc has that name or it is
+    /// `GetLastResult`, the `GetLastResult` whose envelope has a oneof case
+    /// of type `T`, from which the case is taken. An rpc of that name
+    /// returning another type is an error naming both types.
+    ///
+    /// The request is empty, with `x-task-id: <metadata.task_id>` when the
+    /// input has one (the result of exactly that upstream task; without it
+    /// the upstream answers its latest result) and `authorization: Bearer
+    /// <SERVICE_API_KEY>` when a key is configured. One channel per
+    /// upstream address is kept for every task. `UNAVAILABLE` (the upstream
+    /// is not up yet) is retried with backoff for at most
+    /// [`Config::upstream_timeout`](crate::Config::upstream_timeout)
+    /// (`UPSTREAM_TIMEOUT_SECS`); any other error fails at once. The answer
+    /// may be as large as [`Self::max_message_bytes`]. When the task is
+    /// cancelled the fetch returns at once with an error.
+    pub async fn fetch<T>(&self, input: &DataReference) -> Result<T, HandlerError>
+    where
+        T: prost::Message + prost::Name + Default + Send + 'static,
+    {
+        self.upstreams.fetch(input, &self.cancel).await
     }
 
     /// The largest gRPC message this service sends or accepts

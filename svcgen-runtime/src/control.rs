@@ -93,6 +93,7 @@ async fn execute<D: Definition>(
         progress,
         cancel,
         max_message_bytes: app.config.max_message_bytes,
+        upstreams: app.upstreams.clone(),
     };
     let response = match method.kind {
         MethodKind::Long => {

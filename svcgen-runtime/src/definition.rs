@@ -28,7 +28,15 @@ pub trait Definition: Sized + Send + Sync + 'static {
     const GRPC_SERVICE: &'static str;
 
     /// The encoded `FileDescriptorSet` of the proto, served by reflection.
+    /// [`TaskContext::fetch`] also finds rpcs in it: a service may consume
+    /// the results of another instance of its own kind.
     const FILE_DESCRIPTOR_SET: &'static [u8];
+
+    /// The encoded `FileDescriptorSet` of the upstream protos the project
+    /// compiled (their services, rpcs and messages), in which
+    /// [`TaskContext::fetch`] finds the rpc that returns the type asked
+    /// for. Empty by default: a service without upstreams.
+    const UPSTREAM_FILE_DESCRIPTOR_SET: &'static [u8] = &[];
 
     /// HTTP control port when neither `PORT` nor [`Config::http_port`] sets one.
     const DEFAULT_HTTP_PORT: u16;
@@ -53,6 +61,20 @@ pub trait Definition: Sized + Send + Sync + 'static {
 
     /// Builds the shared state before the service starts listening.
     fn init_state(config: &Config) -> impl Future<Output = Result<Self::State, BoxError>> + Send;
+
+    /// The service's own descriptor set, as the runtime reads it:
+    /// [`Self::FILE_DESCRIPTOR_SET`]. Override only to supply bytes built
+    /// at run time (tests that describe a proto with `prost-types`).
+    fn file_descriptor_set() -> &'static [u8] {
+        Self::FILE_DESCRIPTOR_SET
+    }
+
+    /// The upstream descriptor set, as the runtime reads it:
+    /// [`Self::UPSTREAM_FILE_DESCRIPTOR_SET`]. Override only to supply
+    /// bytes built at run time (tests).
+    fn upstream_file_descriptor_set() -> &'static [u8] {
+        Self::UPSTREAM_FILE_DESCRIPTOR_SET
+    }
 }
 
 /// A running handler, boxed so that methods of different types share a table.

@@ -222,14 +222,18 @@ impl DescriptorIndex {
         if !named.is_empty() {
             let returns: Vec<String> = named
                 .iter()
-                .map(|(service, rpc)| format!("{}/{} returns {}", service.name, rpc.name, rpc.output))
+                .map(|(service, rpc)| {
+                    format!("{}/{} returns {}", service.name, rpc.name, rpc.output)
+                })
                 .collect();
             let hint = match format {
-                GET_LAST_RESULT => format!(", and no {GET_LAST_RESULT} response has a {wanted} case"),
+                GET_LAST_RESULT => {
+                    format!(", and no {GET_LAST_RESULT} response has a {wanted} case")
+                }
                 _ => String::new(),
             };
             return Err(format!(
-                "the input's rpc `{format}` does not return the type fetched: {}, not {wanted}{hint}",
+                "{}, not {wanted}, the type fetched{hint}",
                 returns.join("; ")
             ));
         }
@@ -244,7 +248,10 @@ impl DescriptorIndex {
     /// oneof case of type `wanted`.
     fn last_result_with(&self, wanted: &str) -> Option<Route> {
         self.services.iter().find_map(|service| {
-            let rpc = service.rpcs.iter().find(|rpc| rpc.name == GET_LAST_RESULT)?;
+            let rpc = service
+                .rpcs
+                .iter()
+                .find(|rpc| rpc.name == GET_LAST_RESULT)?;
             let fields = self.messages.get(&rpc.output)?;
             let case = fields
                 .iter()
@@ -287,7 +294,7 @@ fn absolute(type_name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use prost_types::field_descriptor_proto::{Label, Type};
@@ -296,7 +303,12 @@ mod tests {
         OneofDescriptorProto, ServiceDescriptorProto,
     };
 
-    fn field(name: &str, number: i32, type_name: Option<&str>, oneof: Option<i32>) -> FieldDescriptorProto {
+    fn field(
+        name: &str,
+        number: i32,
+        type_name: Option<&str>,
+        oneof: Option<i32>,
+    ) -> FieldDescriptorProto {
         FieldDescriptorProto {
             name: Some(name.to_string()),
             number: Some(number),
@@ -337,7 +349,7 @@ mod tests {
 
     /// `producer.v1`: `Producer` with `Produce`, `Summarize` and
     /// `GetLastResult`, whose oneof has `produce = 3` and `summary = 4`.
-    fn producer() -> FileDescriptorSet {
+    pub(crate) fn producer() -> FileDescriptorSet {
         let last_result = message(
             "LastResult",
             vec![
@@ -366,9 +378,17 @@ mod tests {
             service: vec![ServiceDescriptorProto {
                 name: Some("Producer".to_string()),
                 method: vec![
-                    rpc("Produce", ".producer.v1.Empty", ".producer.v1.ProduceResponse"),
+                    rpc(
+                        "Produce",
+                        ".producer.v1.Empty",
+                        ".producer.v1.ProduceResponse",
+                    ),
                     rpc("Summarize", ".producer.v1.Empty", ".producer.v1.Summary"),
-                    rpc("GetLastResult", ".producer.v1.Empty", ".producer.v1.LastResult"),
+                    rpc(
+                        "GetLastResult",
+                        ".producer.v1.Empty",
+                        ".producer.v1.LastResult",
+                    ),
                 ],
                 options: None,
             }],
@@ -423,9 +443,16 @@ mod tests {
                 panic!("{format}: no envelope route");
             };
             assert_eq!(service, "producer.v1.Producer");
-            assert_eq!((envelope.message.as_str(), envelope.wanted), ("producer.v1.LastResult", 4));
+            assert_eq!(
+                (envelope.message.as_str(), envelope.wanted),
+                ("producer.v1.LastResult", 4)
+            );
             let numbers: Vec<u32> = envelope.cases.iter().map(|case| case.0).collect();
-            assert_eq!(numbers, [3, 4], "the cases of the oneof, not `optional` fields");
+            assert_eq!(
+                numbers,
+                [3, 4],
+                "the cases of the oneof, not `optional` fields"
+            );
         }
         let err = index
             .resolve("produce_output", "producer.v1.Note")
@@ -439,7 +466,8 @@ mod tests {
             .resolve("Train", "trainer.v1.Model")
             .expect_err("nothing returns a Model");
         assert!(
-            err.contains("`Train`") && err.contains("trainer.v1.Model")
+            err.contains("`Train`")
+                && err.contains("trainer.v1.Model")
                 && err.contains("svcgen add-upstream <proto>"),
             "{err}"
         );
@@ -448,12 +476,16 @@ mod tests {
     #[test]
     fn sets_are_merged_a_service_seen_twice_kept_once_and_bad_bytes_refused() {
         let encoded = producer().encode_to_vec();
-        let index = DescriptorIndex::from_encoded(&[("OWN", &encoded), ("UP", &encoded), ("NONE", &[])])
-            .expect("valid sets");
+        let index =
+            DescriptorIndex::from_encoded(&[("OWN", &encoded), ("UP", &encoded), ("NONE", &[])])
+                .expect("valid sets");
         assert_eq!(index.service_count(), 1);
         let err = DescriptorIndex::from_encoded(&[("UPSTREAM_FILE_DESCRIPTOR_SET", &[0xff, 0xff])])
             .expect_err("not a set");
-        assert!(err.starts_with("UPSTREAM_FILE_DESCRIPTOR_SET is not"), "{err}");
+        assert!(
+            err.starts_with("UPSTREAM_FILE_DESCRIPTOR_SET is not"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -472,7 +504,9 @@ mod tests {
 
         let mut other = Vec::new();
         prost::encoding::bytes::encode(3, &vec![0x0a, 0x00], &mut other);
-        let err = envelope.take(Bytes::from(other)).expect_err("a produce result");
+        let err = envelope
+            .take(Bytes::from(other))
+            .expect_err("a produce result");
         assert_eq!(
             err,
             "the upstream's latest result is a `produce` (producer.v1.ProduceResponse), \
@@ -480,7 +514,9 @@ mod tests {
         );
         let err = envelope.take(Bytes::new()).expect_err("empty");
         assert!(err.contains("holds no result"), "{err}");
-        let err = envelope.take(Bytes::from_static(&[0x22, 0x05, 0x01])).expect_err("short");
+        let err = envelope
+            .take(Bytes::from_static(&[0x22, 0x05, 0x01]))
+            .expect_err("short");
         assert!(err.contains("truncated"), "{err}");
     }
 }

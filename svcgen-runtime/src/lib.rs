@@ -32,7 +32,13 @@
 //!   `GetLastResult`, served from the stored results, plus health and
 //!   reflection.
 //! - [`wire`]: the JSON shapes of the control contract.
-//! - [`upstream`]: reaching the services a task's inputs point at.
+//! - [`upstream`]: reaching the services a task's inputs point at:
+//!   [`TaskContext::fetch`] (one channel per upstream address, retries
+//!   while an upstream is unavailable), and helpers for calling a
+//!   generated client by hand.
+//! - `descriptors`: the rpcs and messages of the service's own and upstream
+//!   protos, indexed at start-up: which rpc returns the type a handler
+//!   fetches.
 //! - [`testing`]: a harness that starts a service on loopback ports and
 //!   drives it like the orchestrator, for end-to-end tests.
 //! - [`source`]: this crate's own files, which svcgen vendors into a project.
@@ -66,6 +72,8 @@ mod control;
 mod data;
 #[cfg(feature = "runtime")]
 pub mod definition;
+#[cfg(feature = "runtime")]
+mod descriptors;
 #[cfg(feature = "runtime")]
 mod logging;
 #[cfg(feature = "runtime")]

@@ -96,7 +96,9 @@ mod tests {
 
     use crate::config::Config;
     use crate::definition::{BoxError, MethodKind, Methods};
+    use crate::descriptors::DescriptorIndex;
     use crate::tasks::{DedupeKey, Start, TaskStore};
+    use crate::upstream::Upstreams;
     use crate::wire::TaskStatus;
     use crate::HandlerError;
 
@@ -153,6 +155,10 @@ mod tests {
             state: Arc::new(()),
             grpc_uri: "tiny:50051".to_string(),
             shutdown: CancellationToken::new(),
+            upstreams: Arc::new(Upstreams::new(
+                DescriptorIndex::default(),
+                &Config::default(),
+            )),
         })
     }
 
@@ -182,6 +188,7 @@ mod tests {
             progress,
             cancel: cancel.clone(),
             max_message_bytes: 1024,
+            upstreams: app.upstreams.clone(),
         };
         let name = method;
         let method = app.methods.get(name).expect("a method of Tiny").clone();

@@ -19,8 +19,10 @@ use crate::config::Config;
 use crate::control;
 use crate::data::DataService;
 use crate::definition::{Definition, Methods};
+use crate::descriptors::DescriptorIndex;
 use crate::shutdown;
 use crate::tasks::TaskStore;
+use crate::upstream::Upstreams;
 
 /// Starts the service `D` with its own methods.
 pub async fn run<D: Definition>(config: Config) -> Result<RunningService, StartError> {
@@ -34,6 +36,17 @@ pub async fn run_with<D: Definition>(
     config: Config,
     methods: Methods<D>,
 ) -> Result<RunningService, StartError> {
+    let index = DescriptorIndex::from_encoded(&[
+        (
+            "the service's FILE_DESCRIPTOR_SET",
+            D::file_descriptor_set(),
+        ),
+        (
+            "UPSTREAM_FILE_DESCRIPTOR_SET",
+            D::upstream_file_descriptor_set(),
+        ),
+    ])
+    .map_err(StartError)?;
     let state = D::init_state(&config)
         .await
         .map_err(|err| StartError(format!("building shared state: {err}")))?;
@@ -52,6 +65,7 @@ pub async fn run_with<D: Definition>(
     ));
     let app = Arc::new(App {
         grpc_uri: format!("{grpc_host}:{}", grpc_addr.port()),
+        upstreams: Arc::new(Upstreams::new(index, &config)),
         store,
         config,
         methods,
@@ -150,7 +164,7 @@ async fn serve_grpc<D: Definition>(
         .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(D::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(D::file_descriptor_set())
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection()

@@ -36,6 +36,7 @@ pub const FILES: &[File] = files![
     "src/control.rs",
     "src/data.rs",
     "src/definition.rs",
+    "src/descriptors.rs",
     "src/lib.rs",
     "src/logging.rs",
     "src/macros.rs",

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::data::TASK_ID_HEADER;
 use crate::definition::{Definition, Methods};
 use crate::server::{run_with, RunningService};
+use crate::wire::DataReference;
 
 /// The longest any single wait of the harness lasts.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -150,12 +151,25 @@ impl TestService {
     /// Starts `method` the way the orchestrator does (a fresh task id, no
     /// inputs) and returns the execute answer, which must be a 200.
     pub async fn execute(&self, method: &str, parameters: Value) -> Value {
+        self.execute_with_inputs(method, &[], parameters).await
+    }
+
+    /// Starts `method` with `inputs`, such as the
+    /// [`output_reference`](Self::output_reference)s of upstream tasks, the
+    /// way the orchestrator chains services; returns the execute answer,
+    /// which must be a 200.
+    pub async fn execute_with_inputs(
+        &self,
+        method: &str,
+        inputs: &[DataReference],
+        parameters: Value,
+    ) -> Value {
         let n = self.next_task.fetch_add(1, Ordering::Relaxed);
         let body = json!({
             "method": method,
             "workflow_id": "wf-test",
             "task_id": format!("task_{n}"),
-            "inputs": [],
+            "inputs": inputs,
             "parameters": parameters,
         });
         let (status, answer) = self.post_json("/control/execute", &body).await;
@@ -173,6 +187,20 @@ impl TestService {
     pub async fn output(&self, poll_id: &str) -> (StatusCode, Value) {
         let path = format!("/control/output/{poll_id}");
         self.http(Method::GET, &path, None, &[]).await
+    }
+
+    /// The output reference of a complete task (what the orchestrator
+    /// hands the next service as an input); `/control/output/{poll_id}`
+    /// must answer 200.
+    pub async fn output_reference(&self, poll_id: &str) -> DataReference {
+        let (status, body) = self.output(poll_id).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "output of {poll_id} answered {body}"
+        );
+        serde_json::from_value(body["output"].clone())
+            .unwrap_or_else(|err| panic!("output of {poll_id} is no reference ({err}): {body}"))
     }
 
     /// Polls until the task leaves `running` and returns its last status,

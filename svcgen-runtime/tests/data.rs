@@ -231,9 +231,11 @@ async fn health_and_reflection_are_served() {
         .into_iter()
         .map(|service| service.name)
         .collect();
-    assert!(
-        names.iter().any(|name| name == "grpc.health.v1.Health"),
-        "{names:?}"
-    );
+    for wanted in ["grpc.health.v1.Health", Fixture::GRPC_SERVICE] {
+        assert!(
+            names.iter().any(|name| name == wanted),
+            "{wanted}: {names:?}"
+        );
+    }
     service.stop().await;
 }

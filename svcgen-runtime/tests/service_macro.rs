@@ -77,3 +77,45 @@ async fn the_table_becomes_a_definition_that_serves_its_methods() {
     );
     service.stop().await;
 }
+
+svcgen_runtime::service! {
+    /// The same service with upstream protos, whose bytes are not a
+    /// descriptor set.
+    pub struct WithUpstreams {
+        state: State,
+        output: common::Output,
+        grpc_service: "made.v1.Made",
+        file_descriptor_set: &[],
+        upstream_file_descriptor_set: &[0xff, 0xff],
+        default_http_port: 8081,
+        default_grpc_port: 50052,
+        default_grpc_host: "made",
+        methods: [
+            "Produce": Quick => make as Produce,
+        ],
+    }
+}
+
+#[tokio::test]
+async fn upstream_protos_are_optional_and_checked_at_start_up() {
+    assert!(
+        Made::UPSTREAM_FILE_DESCRIPTOR_SET.is_empty(),
+        "none by default"
+    );
+    assert_eq!(WithUpstreams::UPSTREAM_FILE_DESCRIPTOR_SET, [0xff, 0xff]);
+    assert_eq!(WithUpstreams::upstream_file_descriptor_set(), [0xff, 0xff]);
+    let config = Config {
+        host: [127, 0, 0, 1].into(),
+        http_port: Some(0),
+        grpc_port: Some(0),
+        ..Config::default()
+    };
+    let Err(err) = svcgen_runtime::run::<WithUpstreams>(config).await else {
+        panic!("a service with a malformed upstream descriptor set started");
+    };
+    let err = err.to_string();
+    assert!(
+        err.starts_with("UPSTREAM_FILE_DESCRIPTOR_SET is not an encoded FileDescriptorSet"),
+        "{err}"
+    );
+}

@@ -1,11 +1,16 @@
-//! Helpers shared by svcgen's integration tests: running the binary, and
-//! the customised service several suites generate.
+//! Helpers shared by svcgen's integration tests: running the binary, the
+//! customised service several suites generate, and checking what a command
+//! did to a project (trees hashed before and after, refusals, the manifest).
 
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
 
 /// The svcgen binary under test.
 pub const SVCGEN: &str = env!("CARGO_BIN_EXE_svcgen");
@@ -67,18 +72,205 @@ pub fn svcgen_ok(dir: &Path, args: &[&str]) -> Output {
     output
 }
 
+// ------------------------------------------ running svcgen on a project
+
+/// The stderr of `output`, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The stdout of `output`, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asserts `svcgen <args>` in `dir` succeeded; returns its stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = svcgen(dir, args);
+    assert!(
+        output.status.success(),
+        "svcgen {args:?} failed ({:?}): {}",
+        output.status.code(),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// `svcgen new <args> --no-input` in `parent`; returns the project root.
+pub fn new_project(parent: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["new", name];
+    args.extend_from_slice(extra);
+    args.push("--no-input");
+    fs::create_dir_all(parent).expect("create the parent directory");
+    ok(parent, &args);
+    parent.join(name)
+}
+
+/// Every entry under `root` (relative path → bytes; `None` for a directory).
+pub type Tree = BTreeMap<String, Option<Vec<u8>>>;
+
+pub fn tree(root: &Path) -> Tree {
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.expect("walk");
+            let path = relative(root, entry.path());
+            let bytes = entry
+                .file_type()
+                .is_file()
+                .then(|| fs::read(entry.path()).expect("read"));
+            (path, bytes)
+        })
+        .collect()
+}
+
+/// `path` relative to `root`, with `/` separators.
+pub fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .expect("under root")
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// The paths added, removed or changed between two trees (empty: identical).
+pub fn tree_changes(before: &Tree, after: &Tree) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, bytes) in before {
+        match after.get(path) {
+            None => out.push(format!("removed {path}")),
+            Some(now) if now != bytes => out.push(format!("changed {path}")),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|path| !before.contains_key(*path)) {
+        out.push(format!("added {path}"));
+    }
+    out
+}
+
+/// Asserts the tree under `root` is still `before`; `what` names the culprit.
+pub fn assert_unchanged(root: &Path, before: &Tree, what: &str) {
+    let changes = tree_changes(before, &tree(root));
+    assert!(changes.is_empty(), "{what} changed the tree: {changes:?}");
+}
+
+/// Runs `svcgen <args>` in `cwd` and checks: exit `code`, one `error: ` line
+/// on stderr containing every one of `needles`, nothing on stdout, and the
+/// tree under `root` byte-identical before and after. Returns the stderr.
+pub fn refused(cwd: &Path, root: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {
+    let before = tree(root);
+    let output = svcgen(cwd, args);
+    let err = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "svcgen {args:?}: expected exit {code}; stderr: {err}"
+    );
+    assert!(
+        err.starts_with("error: ") && err.ends_with('\n') && err.lines().count() == 1,
+        "svcgen {args:?}: expected one `error: ` line, got: {err:?}"
+    );
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "svcgen {args:?}: stderr lacks {needle:?}: {err}"
+        );
+    }
+    assert!(
+        output.stdout.is_empty(),
+        "svcgen {args:?}: refusal printed on stdout: {}",
+        stdout(&output)
+    );
+    assert_unchanged(root, &before, &format!("refused svcgen {args:?}"));
+    err
+}
+
+/// The text of `root/path`.
+pub fn read(root: &Path, path: &str) -> String {
+    fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// Writes `contents` to `root/path`, creating its parent directories.
+pub fn write(root: &Path, path: &str, contents: &str) {
+    let target = root.join(path);
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create the folder of {path}: {e}"));
+    }
+    fs::write(target, contents).unwrap_or_else(|e| panic!("write {path}: {e}"));
+}
+
+/// SHA-256 (hex) of `text` with CRLF turned into LF, as DESIGN §5 specifies.
+pub fn sha256_lf(text: &str) -> String {
+    Sha256::digest(text.replace("\r\n", "\n").as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The parsed `svcgen.toml` of `root`.
+pub fn manifest(root: &Path) -> toml::Table {
+    toml::from_str(&read(root, "svcgen.toml")).expect("svcgen.toml parses")
+}
+
+/// `[[methods]]` as (name, kind, tag).
+pub fn manifest_methods(root: &Path) -> Vec<(String, String, i64)> {
+    let table = manifest(root);
+    table["methods"]
+        .as_array()
+        .expect("[[methods]]")
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().expect("name").to_string(),
+                m["kind"].as_str().expect("kind").to_string(),
+                m["tag"].as_integer().expect("tag"),
+            )
+        })
+        .collect()
+}
+
+/// `[owned]` paths, sorted.
+pub fn owned_paths(root: &Path) -> Vec<String> {
+    manifest(root)["owned"]
+        .as_table()
+        .expect("[owned]")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Every `[owned]` hash matches the file on disk, and no staging file is left.
+pub fn assert_owned_hashes_match(root: &Path) {
+    let table = manifest(root);
+    let owned = table["owned"].as_table().expect("[owned]");
+    assert!(owned.len() > 5, "too few owned files: {owned:?}");
+    for (path, hash) in owned {
+        assert_eq!(
+            hash.as_str(),
+            Some(sha256_lf(&read(root, path)).as_str()),
+            "[owned] hash of {path} does not match the file"
+        );
+    }
+    let leftovers: Vec<String> = tree(root)
+        .into_keys()
+        .filter(|path| path.ends_with(".svcgen-new"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging files left: {leftovers:?}");
+}
+
 // ------------------------------------------- a project made by svcgen 0.1.0
 
 /// The project svcgen 0.1.0 made (runtime in `src/svcgen/`, manifest schema
 /// 1), committed as a fixture: see tests/fixtures/svcgen-0.1.0/README.md.
 /// Never change it in place; work on a copy from [`legacy_project`].
-pub fn legacy_fixture() -> std::path::PathBuf {
+pub fn legacy_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/svcgen-0.1.0/demo-svc")
 }
 
 /// Copies the svcgen 0.1.0 project into `into` (created when missing);
 /// returns the copy's root, `into/demo-svc`.
-pub fn legacy_project(into: &Path) -> std::path::PathBuf {
+pub fn legacy_project(into: &Path) -> PathBuf {
     let from = legacy_fixture();
     let root = into.join("demo-svc");
     for entry in walkdir::WalkDir::new(&from) {

@@ -6,10 +6,16 @@
 #![allow(dead_code)] // each test file uses part of it
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use hyper::StatusCode;
+use prost::Message;
+use prost_types::field_descriptor_proto::{Label, Type};
+use prost_types::{
+    DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,
+    MethodDescriptorProto, OneofDescriptorProto, ServiceDescriptorProto,
+};
 use serde_json::{json, Value};
 use svcgen_runtime::testing::TestService;
 use svcgen_runtime::{
@@ -24,6 +30,11 @@ pub struct ProduceResponse {
     pub value: String,
     #[prost(uint32, tag = "2")]
     pub steps: u32,
+}
+
+impl prost::Name for ProduceResponse {
+    const NAME: &'static str = "ProduceResponse";
+    const PACKAGE: &'static str = "fixture.v1";
 }
 
 /// `message LastResult { string task_id = 1; string method = 2; oneof result { ProduceResponse produce = 3; } }`
@@ -64,6 +75,11 @@ impl Definition for Fixture {
     const DEFAULT_HTTP_PORT: u16 = 8080;
     const DEFAULT_GRPC_PORT: u16 = 50051;
     const DEFAULT_GRPC_HOST: &'static str = "fixture";
+
+    fn file_descriptor_set() -> &'static [u8] {
+        static SET: LazyLock<Vec<u8>> = LazyLock::new(|| fixture_proto().encode_to_vec());
+        &SET
+    }
 
     fn methods() -> Methods<Self> {
         let mut methods = Methods::new();
@@ -232,4 +248,120 @@ async fn chain(ctx: TaskContext<State>) -> Result<Output, HandlerError> {
     let codec = tonic_prost::ProstCodec::<(), ProduceResponse>::default();
     let response = grpc.unary(request, path, codec).await?.into_inner();
     Ok(Output::Produce(response))
+}
+
+/// The fixture's proto, as `protoc` would describe it:
+///
+/// ```proto
+/// package fixture.v1;
+/// service Fixture {
+///   rpc Produce(ProduceRequest) returns (ProduceResponse);
+///   rpc GetLastResult(Empty) returns (LastResult);
+/// }
+/// message ProduceRequest {}
+/// message ProduceResponse { string value = 1; uint32 steps = 2; }
+/// message Empty {}
+/// message LastResult {
+///   string task_id = 1;
+///   string method = 2;
+///   oneof result { ProduceResponse produce = 3; }
+/// }
+/// ```
+pub fn fixture_proto() -> FileDescriptorSet {
+    let last_result = DescriptorProto {
+        oneof_decl: vec![OneofDescriptorProto {
+            name: Some("result".to_string()),
+            options: None,
+        }],
+        ..message(
+            "LastResult",
+            vec![
+                field("task_id", 1, Type::String, None),
+                field("method", 2, Type::String, None),
+                FieldDescriptorProto {
+                    oneof_index: Some(0),
+                    ..field(
+                        "produce",
+                        3,
+                        Type::Message,
+                        Some(".fixture.v1.ProduceResponse"),
+                    )
+                },
+            ],
+        )
+    };
+    proto_file(
+        "fixture.v1",
+        "Fixture",
+        &[
+            ("Produce", "ProduceRequest", "ProduceResponse"),
+            ("GetLastResult", "Empty", "LastResult"),
+        ],
+        vec![
+            message("ProduceRequest", vec![]),
+            message(
+                "ProduceResponse",
+                vec![
+                    field("value", 1, Type::String, None),
+                    field("steps", 2, Type::Uint32, None),
+                ],
+            ),
+            message("Empty", vec![]),
+            last_result,
+        ],
+    )
+}
+
+/// A set of one proto3 file: `package` with one `service` whose rpcs are
+/// `(name, request, response)`, messages of the package, and `messages`.
+pub fn proto_file(
+    package: &str,
+    service: &str,
+    rpcs: &[(&str, &str, &str)],
+    messages: Vec<DescriptorProto>,
+) -> FileDescriptorSet {
+    let method = rpcs
+        .iter()
+        .map(|(name, input, output)| MethodDescriptorProto {
+            name: Some(name.to_string()),
+            input_type: Some(format!(".{package}.{input}")),
+            output_type: Some(format!(".{package}.{output}")),
+            ..MethodDescriptorProto::default()
+        })
+        .collect();
+    let file = FileDescriptorProto {
+        name: Some(format!("{}.proto", package.replace('.', "/"))),
+        package: Some(package.to_string()),
+        message_type: messages,
+        service: vec![ServiceDescriptorProto {
+            name: Some(service.to_string()),
+            method,
+            options: None,
+        }],
+        syntax: Some("proto3".to_string()),
+        ..FileDescriptorProto::default()
+    };
+    FileDescriptorSet { file: vec![file] }
+}
+
+/// A message with `fields`.
+pub fn message(name: &str, fields: Vec<FieldDescriptorProto>) -> DescriptorProto {
+    DescriptorProto {
+        name: Some(name.to_string()),
+        field: fields,
+        ..DescriptorProto::default()
+    }
+}
+
+/// A singular field; `type_name` (`.package.Message`) for message fields.
+pub fn field(name: &str, number: i32, kind: Type, type_name: Option<&str>) -> FieldDescriptorProto {
+    FieldDescriptorProto {
+        name: Some(name.to_string()),
+        number: Some(number),
+        label: Some(Label::Optional as i32),
+        r#type: Some(kind as i32),
+        type_name: type_name.map(str::to_string),
+        json_name: None,
+        ..FieldDescriptorProto::default()
+    }
 }
