@@ -26,8 +26,17 @@ pub struct Config {
     pub grpc_host: Option<String>,
     /// Bearer token required on `/control/*` (`SERVICE_API_KEY`); `None` disables auth.
     pub api_key: Option<String>,
-    /// Largest gRPC message sent or received (`GRPC_MAX_MESSAGE_BYTES`, default 64 MiB).
+    /// Largest gRPC message sent or received in one piece
+    /// (`GRPC_MAX_MESSAGE_BYTES`, default 64 MiB): the largest result the
+    /// unary rpcs hand out, and the largest [`TaskContext::fetch`](crate::TaskContext::fetch)
+    /// accepts from an upstream's unary rpc. A result streamed by the
+    /// runtime's own rpc is not bound by it (see
+    /// [`upstream_max_result_bytes`](Self::upstream_max_result_bytes)).
     pub max_message_bytes: usize,
+    /// Largest request message the data interface reads
+    /// (`GRPC_MAX_REQUEST_BYTES`, default 64 KiB): requests only name a
+    /// result, so a client cannot make the service buffer a large one.
+    pub max_request_bytes: usize,
     /// Largest `/control/execute` body (`CONTROL_MAX_BODY_BYTES`, default
     /// 64 MiB): inputs may carry inline data.
     pub max_body_bytes: usize,
@@ -37,10 +46,22 @@ pub struct Config {
     pub task_retention: Duration,
     /// How many finished tasks are kept at most (`MAX_FINISHED_TASKS`, default 1000).
     pub max_finished_tasks: usize,
-    /// How long [`TaskContext::fetch`](crate::TaskContext::fetch) may take,
-    /// retries of an unavailable upstream included (`UPSTREAM_TIMEOUT_SECS`,
-    /// default 30).
+    /// How long [`TaskContext::fetch`](crate::TaskContext::fetch) may wait
+    /// (`UPSTREAM_TIMEOUT_SECS`, default 30): for the upstream to start
+    /// answering, counted from the start of the fetch, retries of an
+    /// unavailable upstream included; then, while the result arrives, for
+    /// each next piece of it. A slow transfer that keeps moving is not cut.
     pub upstream_timeout: Duration,
+    /// Whether [`TaskContext::fetch`](crate::TaskContext::fetch) asks an
+    /// upstream for a result through the runtime's streaming rpc first
+    /// (`UPSTREAM_STREAMING`, `on` or `off`, default `on`); off, it calls
+    /// the unary rpc only, as for a producer that is not a svcgen service.
+    pub upstream_streaming: bool,
+    /// Largest result [`TaskContext::fetch`](crate::TaskContext::fetch)
+    /// assembles from a streamed answer (`UPSTREAM_MAX_RESULT_BYTES`,
+    /// default 1 GiB). The pieces of the stream are small; this bounds the
+    /// whole, which is held in memory once.
+    pub upstream_max_result_bytes: usize,
 }
 
 impl Default for Config {
@@ -52,11 +73,14 @@ impl Default for Config {
             grpc_host: None,
             api_key: None,
             max_message_bytes: 64 * 1024 * 1024,
+            max_request_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024 * 1024,
             quick_deadline: Duration::from_secs(20),
             task_retention: Duration::from_secs(3600),
             max_finished_tasks: 1000,
             upstream_timeout: Duration::from_secs(30),
+            upstream_streaming: true,
+            upstream_max_result_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -71,11 +95,14 @@ impl fmt::Debug for Config {
             .field("grpc_host", &self.grpc_host)
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_request_bytes", &self.max_request_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("quick_deadline", &self.quick_deadline)
             .field("task_retention", &self.task_retention)
             .field("max_finished_tasks", &self.max_finished_tasks)
             .field("upstream_timeout", &self.upstream_timeout)
+            .field("upstream_streaming", &self.upstream_streaming)
+            .field("upstream_max_result_bytes", &self.upstream_max_result_bytes)
             .finish()
     }
 }
@@ -99,6 +126,8 @@ impl Config {
             api_key: get("SERVICE_API_KEY"),
             max_message_bytes: positive(&get, "GRPC_MAX_MESSAGE_BYTES", BYTES)?
                 .unwrap_or(defaults.max_message_bytes),
+            max_request_bytes: positive(&get, "GRPC_MAX_REQUEST_BYTES", BYTES)?
+                .unwrap_or(defaults.max_request_bytes),
             max_body_bytes: positive(&get, "CONTROL_MAX_BODY_BYTES", BYTES)?
                 .unwrap_or(defaults.max_body_bytes),
             quick_deadline: positive(&get, "QUICK_METHOD_TIMEOUT_SECS", SECONDS)?
@@ -112,6 +141,10 @@ impl Config {
             upstream_timeout: positive(&get, "UPSTREAM_TIMEOUT_SECS", SECONDS)?
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.upstream_timeout),
+            upstream_streaming: switch(&get, "UPSTREAM_STREAMING")?
+                .unwrap_or(defaults.upstream_streaming),
+            upstream_max_result_bytes: positive(&get, "UPSTREAM_MAX_RESULT_BYTES", BYTES)?
+                .unwrap_or(defaults.upstream_max_result_bytes),
         })
     }
 }
@@ -151,6 +184,25 @@ fn positive<T: FromStr + PartialEq + Default>(
     }
 }
 
+/// `on`/`off` (also `true`/`false`, `1`/`0`, `yes`/`no`, in any case).
+fn switch(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<bool>, ConfigError> {
+    let Some(value) = get(name) else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(Some(true)),
+        "off" | "false" | "0" | "no" => Ok(Some(false)),
+        _ => Err(ConfigError {
+            name,
+            value,
+            expected: "on or off",
+        }),
+    }
+}
+
 /// An environment variable whose value could not be used.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -182,8 +234,10 @@ mod tests {
             "TASK_RETENTION_SECS",
             "QUICK_METHOD_TIMEOUT_SECS",
             "GRPC_MAX_MESSAGE_BYTES",
+            "GRPC_MAX_REQUEST_BYTES",
             "CONTROL_MAX_BODY_BYTES",
             "UPSTREAM_TIMEOUT_SECS",
+            "UPSTREAM_MAX_RESULT_BYTES",
         ] {
             let err =
                 Config::from_lookup(|key| (key == name).then(|| "0".to_string())).expect_err(name);
@@ -198,11 +252,24 @@ mod tests {
             "SERVICE_API_KEY" => Some("k".to_string()),
             "GRPC_HOST" => Some("  ".to_string()),
             "UPSTREAM_TIMEOUT_SECS" => Some("7".to_string()),
+            "UPSTREAM_STREAMING" => Some(" Off ".to_string()),
+            "GRPC_MAX_MESSAGE_BYTES" => Some("314572800".to_string()),
             _ => None,
         })
         .expect("valid configuration");
         assert_eq!(config.http_port, Some(0));
         assert_eq!(config.upstream_timeout, Duration::from_secs(7));
+        assert!(!config.upstream_streaming);
+        assert_eq!(config.max_message_bytes, 300 << 20);
+        let defaults = Config::default();
+        assert_eq!(
+            (
+                config.max_request_bytes,
+                config.upstream_max_result_bytes,
+                defaults.upstream_streaming
+            ),
+            (64 << 10, 1 << 30, true)
+        );
         assert_eq!(config.grpc_port, None);
         assert_eq!(config.grpc_host, None, "blank counts as unset");
         assert_eq!(config.api_key.as_deref(), Some("k"));
@@ -211,6 +278,12 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "GRPC_PORT=\"x\" is not valid: expected a port number 0-65535"
+        );
+        let err = Config::from_lookup(|key| (key == "UPSTREAM_STREAMING").then(|| "2".to_string()))
+            .expect_err("not a switch");
+        assert_eq!(
+            err.to_string(),
+            "UPSTREAM_STREAMING=\"2\" is not valid: expected on or off"
         );
     }
 

@@ -147,12 +147,27 @@ impl<S> TaskContext<S> {
     /// input has one (the result of exactly that upstream task; without it
     /// the upstream answers its latest result) and `authorization: Bearer
     /// <SERVICE_API_KEY>` when a key is configured. One channel per
-    /// upstream address is kept for every task. `UNAVAILABLE` (the upstream
-    /// is not up yet) is retried with backoff for at most
-    /// [`Config::upstream_timeout`](crate::Config::upstream_timeout)
-    /// (`UPSTREAM_TIMEOUT_SECS`); any other error fails at once. The answer
-    /// may be as large as [`Self::max_message_bytes`]. When the task is
-    /// cancelled the fetch returns at once with an error.
+    /// upstream address is kept for every task.
+    ///
+    /// A method's rpc is fetched through the runtime's streaming rpc
+    /// (`svcgen.runtime.v1.Results/Fetch`, every svcgen service has it): the
+    /// result arrives in 1 MiB pieces, may be as large as
+    /// [`Config::upstream_max_result_bytes`](crate::Config::upstream_max_result_bytes)
+    /// (`UPSTREAM_MAX_RESULT_BYTES`, 1 GiB), and is decoded once. An
+    /// upstream without it (a producer from the Python templates) answers
+    /// `UNIMPLEMENTED`; the unary rpc is then called, and used alone for
+    /// that address for the next 10 minutes. A unary answer (that fallback,
+    /// `GetLastResult`, or `UPSTREAM_STREAMING=off`) may be as large as
+    /// [`Self::max_message_bytes`], which both sides must raise for larger
+    /// results.
+    ///
+    /// `UNAVAILABLE` (the upstream is not up yet) is retried with backoff
+    /// until [`Config::upstream_timeout`](crate::Config::upstream_timeout)
+    /// (`UPSTREAM_TIMEOUT_SECS`) has passed since the fetch began; any
+    /// other error fails at once. Once the answer has begun, the same
+    /// timeout bounds each pause in it, not the whole transfer: a large
+    /// result that keeps arriving is never cut. When the task is cancelled
+    /// the fetch returns at once with an error.
     pub async fn fetch<T>(&self, input: &DataReference) -> Result<T, HandlerError>
     where
         T: prost::Message + prost::Name + Default + Send + 'static,
@@ -161,8 +176,9 @@ impl<S> TaskContext<S> {
     }
 
     /// The largest gRPC message this service sends or accepts
-    /// (`GRPC_MAX_MESSAGE_BYTES`): give it to clients of upstream services,
-    /// e.g. `Client::new(channel).max_decoding_message_size(ctx.max_message_bytes())`.
+    /// (`GRPC_MAX_MESSAGE_BYTES`, default 64 MiB): give it to clients of
+    /// upstream services, e.g.
+    /// `Client::new(channel).max_decoding_message_size(ctx.max_message_bytes())`.
     pub fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
     }

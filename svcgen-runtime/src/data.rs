@@ -7,21 +7,27 @@
 //! tonic generates for the project: results are stored encoded, so an rpc
 //! answers with the stored bytes of its response message and
 //! `GetLastResult` puts the same bytes in its envelope, with no decoding
-//! and no per-reader copy of the result. Request messages are ignored (the
-//! task is named by the header), so their bytes are skipped, not decoded.
+//! and no copy of the result per reader (see `frames`). Request messages
+//! are ignored (the task is named by the header): they are read, not
+//! decoded, and one larger than `GRPC_MAX_REQUEST_BYTES` is refused before
+//! it is buffered.
+//!
+//! A unary answer is one gRPC message, at most `GRPC_MAX_MESSAGE_BYTES`;
+//! a larger result is refused with `RESOURCE_EXHAUSTED`. Results of any
+//! size are streamed in pieces by the runtime's own rpc (see `stream`),
+//! which shares the lookup below.
 
 use std::convert::Infallible;
-use std::future::{ready, Ready};
+use std::future::ready;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use prost::bytes::{Buf, BufMut, Bytes};
+use prost::bytes::Bytes;
 use tonic::body::Body;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{http, Body as HttpBody, BoxFuture, Service, StdError};
-use tonic::server::{Grpc, UnaryService};
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
+use crate::frames::{read_request, Answer};
 use crate::tasks::{Finished, Lookup, TaskStore};
 use crate::GET_LAST_RESULT;
 
@@ -34,16 +40,52 @@ pub(crate) struct DataService {
     store: Arc<TaskStore>,
     /// The rpcs that serve a method's results (every rpc but `GetLastResult`).
     rpcs: Arc<[String]>,
+    /// `GRPC_MAX_MESSAGE_BYTES`: the largest answer.
     max_message_bytes: usize,
+    /// `GRPC_MAX_REQUEST_BYTES`: the largest request read.
+    max_request_bytes: usize,
 }
 
 impl DataService {
-    pub(crate) fn new(store: Arc<TaskStore>, rpcs: Vec<String>, max_message_bytes: usize) -> Self {
+    pub(crate) fn new(
+        store: Arc<TaskStore>,
+        rpcs: Arc<[String]>,
+        max_message_bytes: usize,
+        max_request_bytes: usize,
+    ) -> Self {
         DataService {
             store,
-            rpcs: rpcs.into(),
+            rpcs,
             max_message_bytes,
+            max_request_bytes,
         }
+    }
+
+    /// The answer to a call of the rpc that serves `wanted`.
+    async fn answer<B>(self, wanted: Wanted, request: http::Request<B>) -> Result<Answer, Status>
+    where
+        B: HttpBody,
+        B::Error: Into<StdError>,
+    {
+        let (parts, body) = request.into_parts();
+        read_request(body, self.max_request_bytes).await?;
+        let reply = wanted.lookup(&self.store, requested_task_id(&parts.headers)?)?;
+        // The 4-byte length prefix of a gRPC message bounds it too.
+        let limit = self.max_message_bytes.min(u32::MAX as usize);
+        if reply.len() > limit {
+            return Err(Status::resource_exhausted(format!(
+                "the result is {} bytes, more than this service's GRPC_MAX_MESSAGE_BYTES ({}) \
+                 allows in one message: raise it here and the caller's receive limit, \
+                 or fetch it in pieces with {}",
+                reply.len(),
+                limit,
+                crate::stream::FETCH_RPC,
+            )));
+        }
+        let mut answer = Answer::default();
+        let (head, tail) = reply.into_head_and_tail();
+        answer.push(&head, tail);
+        Ok(answer)
     }
 }
 
@@ -62,70 +104,81 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let rpc = request.uri().path().rsplit('/').next().unwrap_or_default();
-        let wanted = if rpc == GET_LAST_RESULT {
-            Wanted::LastResult
-        } else if let Some(known) = self.rpcs.iter().find(|known| known.as_str() == rpc) {
-            Wanted::Rpc(known.clone())
-        } else {
+        let Some(wanted) = Wanted::find(&self.rpcs, rpc) else {
             let status = Status::unimplemented(format!("this service has no rpc {rpc:?}"));
             return Box::pin(ready(Ok(status.into_http())));
         };
-        let fetch = Fetch {
-            store: self.store.clone(),
-            wanted,
-        };
-        let mut grpc = Grpc::new(ResultCodec)
-            .max_decoding_message_size(self.max_message_bytes)
-            .max_encoding_message_size(self.max_message_bytes);
-        Box::pin(async move { Ok(grpc.unary(fetch, request).await) })
+        let service = self.clone();
+        Box::pin(async move {
+            Ok(match service.answer(wanted, request).await {
+                Ok(answer) => answer.into_response(),
+                Err(status) => status.into_http(),
+            })
+        })
     }
 }
 
 /// Which result an rpc call asks for.
-enum Wanted {
+pub(crate) enum Wanted {
     /// A method's rpc: that method's result.
     Rpc(String),
     /// `GetLastResult`: any method's result, in the `LastResult` envelope.
     LastResult,
 }
 
-/// One rpc call: looks the result up and answers with its bytes.
-struct Fetch {
-    store: Arc<TaskStore>,
-    wanted: Wanted,
-}
-
-impl UnaryService<()> for Fetch {
-    type Response = Reply;
-    type Future = Ready<Result<Response<Reply>, Status>>;
-
-    fn call(&mut self, request: Request<()>) -> Self::Future {
-        ready(self.answer(&request).map(Response::new))
+impl Wanted {
+    /// What the rpc named `rpc` (without its service) serves, when this
+    /// service has it; `rpcs` are the rpcs of its methods.
+    pub(crate) fn find(rpcs: &[String], rpc: &str) -> Option<Wanted> {
+        if rpc == GET_LAST_RESULT {
+            Some(Wanted::LastResult)
+        } else {
+            let known = rpcs.iter().find(|known| known.as_str() == rpc)?;
+            Some(Wanted::Rpc(known.clone()))
+        }
     }
-}
 
-impl Fetch {
-    fn answer(&self, request: &Request<()>) -> Result<Reply, Status> {
-        let task_id = requested_task_id(request)?;
-        match &self.wanted {
+    /// The answer for the task `task_id` (`None`: the latest result):
+    /// `NOT_FOUND` or `FAILED_PRECONDITION` when there is none (see
+    /// [`crate::contract`]).
+    pub(crate) fn lookup(&self, store: &TaskStore, task_id: Option<&str>) -> Result<Reply, Status> {
+        match self {
             Wanted::Rpc(rpc) => {
-                let finished = self.store.result(task_id, rpc).map_err(lookup_status)?;
+                let finished = store.result(task_id, rpc).map_err(lookup_status)?;
                 response_message(&finished.result.field).map(Reply::Message)
             }
             Wanted::LastResult => {
-                let finished = self.store.last_result(task_id).map_err(lookup_status)?;
+                let finished = store.last_result(task_id).map_err(lookup_status)?;
                 Ok(last_result(&finished))
             }
         }
     }
 }
 
-/// An encoded answer, written into the response frame as it is.
-enum Reply {
+/// An encoded answer: slices of the stored result and a few bytes around.
+pub(crate) enum Reply {
     /// A method's response message.
     Message(Bytes),
     /// A `LastResult`: its `task_id` and `method` fields, then the oneof field.
     LastResult { head: Vec<u8>, field: Bytes },
+}
+
+impl Reply {
+    /// The length of the encoded answer.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Reply::Message(message) => message.len(),
+            Reply::LastResult { head, field } => head.len() + field.len(),
+        }
+    }
+
+    /// The answer as the few bytes before the stored slice, and the slice.
+    pub(crate) fn into_head_and_tail(self) -> (Vec<u8>, Bytes) {
+        match self {
+            Reply::Message(message) => (Vec::new(), message),
+            Reply::LastResult { head, field } => (head, field),
+        }
+    }
 }
 
 /// `LastResult { task_id = 1; method = 2; oneof result }`, encoded the way
@@ -156,8 +209,9 @@ fn response_message(field: &Bytes) -> Result<Bytes, Status> {
     }
 }
 
-fn requested_task_id<T>(request: &Request<T>) -> Result<Option<&str>, Status> {
-    match request.metadata().get(TASK_ID_HEADER) {
+/// The `x-task-id` of a request, if it has one.
+pub(crate) fn requested_task_id(headers: &http::HeaderMap) -> Result<Option<&str>, Status> {
+    match headers.get(TASK_ID_HEADER) {
         None => Ok(None),
         Some(value) => value.to_str().map(Some).map_err(|_| {
             Status::invalid_argument(format!("{TASK_ID_HEADER} must be printable ASCII"))
@@ -169,54 +223,6 @@ fn lookup_status(lookup: Lookup) -> Status {
     match lookup {
         Lookup::NotFound(reason) => Status::not_found(reason),
         Lookup::NotReady(reason) => Status::failed_precondition(reason),
-    }
-}
-
-/// Encodes [`Reply`]s as they are and skips request messages unread.
-struct ResultCodec;
-
-impl Codec for ResultCodec {
-    type Encode = Reply;
-    type Decode = ();
-    type Encoder = ReplyEncoder;
-    type Decoder = SkipDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ReplyEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        SkipDecoder
-    }
-}
-
-struct ReplyEncoder;
-
-impl Encoder for ReplyEncoder {
-    type Item = Reply;
-    type Error = Status;
-
-    fn encode(&mut self, item: Reply, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        match item {
-            Reply::Message(message) => dst.put(message),
-            Reply::LastResult { head, field } => {
-                dst.put_slice(&head);
-                dst.put(field);
-            }
-        }
-        Ok(())
-    }
-}
-
-struct SkipDecoder;
-
-impl Decoder for SkipDecoder {
-    type Item = ();
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Status> {
-        src.advance(src.remaining());
-        Ok(Some(()))
     }
 }
 

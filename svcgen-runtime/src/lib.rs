@@ -31,11 +31,18 @@
 //! - `data`: the gRPC data interface: every method's rpc and
 //!   `GetLastResult`, served from the stored results, plus health and
 //!   reflection.
+//! - `stream`: the runtime's own streaming rpc beside it,
+//!   `svcgen.runtime.v1.Results/Fetch`: a result of any size in 1 MiB
+//!   slices of the stored bytes, and the client side that assembles them.
+//! - `frames`: the gRPC framing both write by hand, so that an answer is
+//!   the stored bytes and not a copy; the request size limit.
 //! - [`wire`]: the JSON shapes of the control contract.
 //! - [`upstream`]: reaching the services a task's inputs point at:
-//!   [`TaskContext::fetch`] (one channel per upstream address, retries
-//!   while an upstream is unavailable), and helpers for calling a
-//!   generated client by hand.
+//!   [`TaskContext::fetch`] (one channel per upstream address, the
+//!   streaming rpc first and the unary rpc for producers without it,
+//!   retries while an upstream is unavailable, a timeout on pauses rather
+//!   than on the whole transfer), and helpers for calling a generated
+//!   client by hand.
 //! - `descriptors`: the rpcs and messages of the service's own and upstream
 //!   protos, indexed at start-up: which rpc returns the type a handler
 //!   fetches.
@@ -75,6 +82,8 @@ pub mod definition;
 #[cfg(feature = "runtime")]
 mod descriptors;
 #[cfg(feature = "runtime")]
+mod frames;
+#[cfg(feature = "runtime")]
 mod logging;
 #[cfg(feature = "runtime")]
 mod runner;
@@ -82,6 +91,8 @@ mod runner;
 mod server;
 #[cfg(feature = "runtime")]
 mod shutdown;
+#[cfg(feature = "runtime")]
+mod stream;
 #[cfg(feature = "runtime")]
 mod tasks;
 #[cfg(feature = "runtime")]

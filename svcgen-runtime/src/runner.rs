@@ -70,6 +70,9 @@ pub(crate) fn spawn<D: Definition>(
 fn encode<D: Definition>(output: &D::Output) -> Encoded {
     let mut field = Vec::new();
     D::encode(output, &mut field);
+    // The buffer grew by doubling: keep only the result (every reader
+    // gets a slice of this one copy).
+    field.shrink_to_fit();
     Encoded {
         rpc: D::rpc_of(output),
         field: Bytes::from(field),

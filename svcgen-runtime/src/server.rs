@@ -21,6 +21,7 @@ use crate::data::DataService;
 use crate::definition::{Definition, Methods};
 use crate::descriptors::DescriptorIndex;
 use crate::shutdown;
+use crate::stream::{self, ResultsService};
 use crate::tasks::TaskStore;
 use crate::upstream::Upstreams;
 
@@ -155,8 +156,19 @@ async fn serve_grpc<D: Definition>(
     app: Arc<App<D>>,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let rpcs = app.methods.rpcs().map(str::to_string).collect();
-    let data = DataService::new(app.store.clone(), rpcs, app.config.max_message_bytes);
+    let rpcs: Arc<[String]> = app.methods.rpcs().map(str::to_string).collect();
+    let data = DataService::new(
+        app.store.clone(),
+        rpcs.clone(),
+        app.config.max_message_bytes,
+        app.config.max_request_bytes,
+    );
+    let results = ResultsService::new(
+        app.store.clone(),
+        D::GRPC_SERVICE,
+        rpcs,
+        app.config.max_request_bytes,
+    );
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -175,11 +187,14 @@ async fn serve_grpc<D: Definition>(
         .map_err(|err| format!("building reflection service: {err}"))?;
 
     // The project's service is routed by path to the runtime's own
-    // implementation (see `data`); unknown services answer UNIMPLEMENTED.
+    // implementation (see `data`), and beside it the runtime's streaming
+    // rpc (see `stream`), which reflection does not list: it is no part of
+    // the project's proto. Unknown services answer UNIMPLEMENTED.
     let mut routes = Routes::default();
     let router = std::mem::take(routes.axum_router_mut());
-    *routes.axum_router_mut() =
-        router.route_service(&format!("/{}/{{*rpc}}", D::GRPC_SERVICE), data);
+    *routes.axum_router_mut() = router
+        .route_service(&format!("/{}/{{*rpc}}", D::GRPC_SERVICE), data)
+        .route_service(&format!("/{}/{{*rpc}}", stream::SERVICE), results);
     let routes = routes
         .add_service(health)
         .add_service(reflection_v1)

@@ -5,13 +5,15 @@
 mod common;
 
 use common::{
-    Fixture, Harness, LastResult, Output, ProduceResponse, CHAIN_PROBE, OTHER_PROBE, PROBE, RPC,
+    stream, FetchRequest, Fixture, Harness, LastResult, Output, ProduceResponse, CHAIN_PROBE,
+    FETCH_PATH, OTHER_PROBE, PROBE, RPC,
 };
 use hyper::StatusCode;
+use prost::Message;
 use serde_json::{json, Value};
 use svcgen_runtime::testing::{poll_id, TestService};
-use svcgen_runtime::Definition;
-use tonic::Code;
+use svcgen_runtime::{Config, Definition};
+use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -91,6 +93,121 @@ async fn grpc_reports_unknown_running_and_failed_tasks_with_the_right_codes() {
     let failed = failed.expect_err("failed");
     assert_eq!(failed.code(), Code::FailedPrecondition, "{failed:?}");
     assert!(failed.message().contains("disk full"), "{failed:?}");
+    h.stop().await;
+}
+
+/// The code of a call (`Ok` for an answer).
+fn code<T>(answer: &Result<T, Status>) -> Code {
+    answer.as_ref().map_or_else(Status::code, |_| Code::Ok)
+}
+
+/// The codes of the unary rpc `rpc` and of the streaming rpc asked for
+/// `<service>/<rpc>`, for the task `poll_id` (the latest without it); the
+/// streaming rpc's status message.
+async fn codes(h: &TestService, rpc: &str, poll_id: Option<&str>) -> (Code, Code, String) {
+    let unary = h.call::<LastResult>(rpc, poll_id).await;
+    let full = format!("{}/{rpc}", Fixture::GRPC_SERVICE);
+    let streamed = stream(h, &full, poll_id).await;
+    let message = streamed
+        .as_ref()
+        .err()
+        .map(|status| status.message().to_string());
+    (code(&unary), code(&streamed), message.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_streaming_rpc_answers_with_the_unary_codes_and_bytes() {
+    let h = Harness::start().await;
+    let not_found = (Code::NotFound, Code::NotFound);
+    let (unary, streamed, _) = codes(&h, RPC, None).await;
+    assert_eq!((unary, streamed), not_found, "nothing has completed yet");
+    let (unary, streamed, _) = codes(&h, RPC, Some("nope.1")).await;
+    assert_eq!((unary, streamed), not_found, "an unknown task");
+
+    let hold = json!({"steps": 0, "hold": true});
+    let held = poll_id(&h.execute(PROBE, hold.clone()).await);
+    let (unary, streamed, _) = codes(&h, RPC, Some(&held)).await;
+    let not_ready = (Code::FailedPrecondition, Code::FailedPrecondition);
+    assert_eq!((unary, streamed), not_ready, "a running task");
+    let other = poll_id(&h.execute(OTHER_PROBE, hold).await);
+    let (unary, streamed, _) = codes(&h, RPC, Some(&other)).await;
+    assert_eq!((unary, streamed), not_found, "a task of another method");
+    h.gate.add_permits(2);
+    for id in [&held, &other] {
+        let done = h.wait_until_done(id).await;
+        assert_eq!(done["status"], "complete", "{done}");
+    }
+
+    let failing = poll_id(&h.execute(PROBE, json!({"fail": "disk full"})).await);
+    h.wait_until_done(&failing).await;
+    let (unary, streamed, message) = codes(&h, RPC, Some(&failing)).await;
+    assert_eq!((unary, streamed), not_ready, "a failed task");
+    assert!(message.contains("disk full"), "{message}");
+
+    // A result: the total alone first, then the bytes of the unary answer.
+    let full = format!("{}/{RPC}", Fixture::GRPC_SERVICE);
+    for rpc in [full.as_str(), RPC] {
+        let streamed = stream(&h, rpc, Some(&held)).await.expect("a result");
+        let first = &streamed.messages[0];
+        let data = streamed.data();
+        assert_eq!(first.total_bytes, Some(data.len() as u64), "{rpc}");
+        assert!(first.data.is_empty(), "{rpc}: {first:?}");
+        assert!(
+            streamed.messages[1..]
+                .iter()
+                .all(|m| m.total_bytes.is_none()),
+            "{rpc}"
+        );
+        let unary = h.fetch::<ProduceResponse>(RPC, &held).await;
+        let decoded = ProduceResponse::decode(&data[..]).expect("a ProduceResponse");
+        assert_eq!(decoded, unary.expect("the unary answer"), "{rpc}");
+    }
+    let last = stream(&h, "GetLastResult", Some(&held)).await;
+    let last = LastResult::decode(&last.expect("the envelope").data()[..]).expect("a LastResult");
+    assert_eq!(
+        last,
+        h.fetch::<LastResult>("GetLastResult", &held)
+            .await
+            .expect("the unary envelope")
+    );
+
+    for rpc in ["Nope", "other.v1.Other/Produce", "Produce/"] {
+        let err = stream(&h, rpc, None).await.expect_err(rpc);
+        assert_eq!(err.code(), Code::Unimplemented, "{rpc}: {err:?}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn requests_larger_than_the_request_limit_are_refused_unread() {
+    let config = Config {
+        max_request_bytes: 1024,
+        ..Config::default()
+    };
+    let h = Harness::start_with(config).await;
+    h.run_to_completion(PROBE, json!({})).await;
+    let huge = FetchRequest {
+        rpc: "x".repeat(2048),
+    };
+    let paths = [
+        format!("/{}/{RPC}", Fixture::GRPC_SERVICE),
+        FETCH_PATH.to_string(),
+    ];
+    for path in paths {
+        let mut grpc = tonic::client::Grpc::new(h.channel().await);
+        grpc.ready().await.expect("ready");
+        let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).expect("a path");
+        let codec = tonic_prost::ProstCodec::<FetchRequest, ProduceResponse>::default();
+        let answer = grpc
+            .unary(tonic::Request::new(huge.clone()), path.clone(), codec)
+            .await;
+        let err = answer.expect_err("a request over the limit");
+        assert_eq!(err.code(), Code::ResourceExhausted, "{path}: {err:?}");
+        assert!(
+            err.message().contains("GRPC_MAX_REQUEST_BYTES (1024)"),
+            "{path}: {err:?}"
+        );
+    }
     h.stop().await;
 }
 
@@ -237,5 +354,9 @@ async fn health_and_reflection_are_served() {
             "{wanted}: {names:?}"
         );
     }
+    assert!(
+        !names.iter().any(|name| name.starts_with("svcgen.runtime")),
+        "the runtime's own rpc is no part of the project's proto: {names:?}"
+    );
     service.stop().await;
 }

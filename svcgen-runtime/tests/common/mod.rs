@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+pub mod blob;
+
 use std::ops::Deref;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -248,6 +250,80 @@ async fn chain(ctx: TaskContext<State>) -> Result<Output, HandlerError> {
     let codec = tonic_prost::ProstCodec::<(), ProduceResponse>::default();
     let response = grpc.unary(request, path, codec).await?.into_inner();
     Ok(Output::Produce(response))
+}
+
+/// `svcgen.runtime.v1.FetchRequest`, as the contract describes it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FetchRequest {
+    #[prost(string, tag = "1")]
+    pub rpc: String,
+}
+
+/// `svcgen.runtime.v1.FetchResponse`, as the contract describes it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FetchResponse {
+    #[prost(uint64, optional, tag = "1")]
+    pub total_bytes: Option<u64>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
+
+/// The path of the runtime's streaming rpc.
+pub const FETCH_PATH: &str = "/svcgen.runtime.v1.Results/Fetch";
+
+/// What a call of the streaming rpc answered.
+#[derive(Debug)]
+pub struct Streamed {
+    /// The messages, in order.
+    pub messages: Vec<FetchResponse>,
+}
+
+impl Streamed {
+    /// The data of every message, concatenated.
+    pub fn data(&self) -> Vec<u8> {
+        self.messages.iter().flat_map(|m| m.data.clone()).collect()
+    }
+}
+
+/// Calls `svcgen.runtime.v1.Results/Fetch` of `service` for `rpc`, with
+/// `x-task-id` when `poll_id` is given, and reads the whole answer.
+pub async fn stream(
+    service: &TestService,
+    rpc: &str,
+    poll_id: Option<&str>,
+) -> Result<Streamed, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(service.channel().await);
+    grpc.ready()
+        .await
+        .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+    let message = FetchRequest {
+        rpc: rpc.to_string(),
+    };
+    let request = match poll_id {
+        Some(poll_id) => svcgen_runtime::testing::with_task_id(message, poll_id),
+        None => tonic::Request::new(message),
+    };
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(FETCH_PATH);
+    let codec = tonic_prost::ProstCodec::<FetchRequest, FetchResponse>::default();
+    let read = async {
+        let mut answer = grpc
+            .server_streaming(request, path, codec)
+            .await?
+            .into_inner();
+        let mut messages = Vec::new();
+        while let Some(message) = answer.message().await? {
+            messages.push(message);
+        }
+        Ok(Streamed { messages })
+    };
+    tokio::time::timeout(svcgen_runtime::testing::WAIT, read)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "streaming {rpc} took over {:?}",
+                svcgen_runtime::testing::WAIT
+            )
+        })
 }
 
 /// The fixture's proto, as `protoc` would describe it:
