@@ -24,8 +24,23 @@ pub struct Config {
     /// Host name put in output references (`GRPC_HOST`); `None` is the
     /// service's default.
     pub grpc_host: Option<String>,
-    /// Bearer token required on `/control/*` (`SERVICE_API_KEY`); `None` disables auth.
+    /// Bearer key required on `/control/*` and, unless
+    /// [`data_port_auth`](Self::data_port_auth) is off, on the gRPC data
+    /// port (`SERVICE_API_KEY`); `None` (the variable unset) disables auth.
+    /// The runtime also sends it to upstreams (see
+    /// [`TaskContext::fetch`](crate::TaskContext::fetch)). Surrounding
+    /// whitespace (a trailing newline from a secrets file) is trimmed; a
+    /// value that is set but blank, is not printable ASCII, or is longer
+    /// than 4096 bytes stops the service at start-up. Both hold whether
+    /// the key comes from the environment or from a `Config` built by hand.
     pub api_key: Option<String>,
+    /// Whether the gRPC data port requires the key too (`DATA_PORT_AUTH`,
+    /// `on` or `off`, default `on`; no effect without a key). Off, only
+    /// the control port is protected and anyone who can reach the data
+    /// port can read every result: for pipelines whose consumers send no
+    /// credentials (those made from the platform's Python templates). The
+    /// gRPC health service and reflection are open either way.
+    pub data_port_auth: bool,
     /// Largest gRPC message sent or received in one piece
     /// (`GRPC_MAX_MESSAGE_BYTES`, default 64 MiB): the largest result the
     /// unary rpcs hand out, and the largest [`TaskContext::fetch`](crate::TaskContext::fetch)
@@ -42,10 +57,22 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a quick method may run before it is cut off (`QUICK_METHOD_TIMEOUT_SECS`, default 20).
     pub quick_deadline: Duration,
-    /// How long finished tasks stay queryable (`TASK_RETENTION_SECS`, default 3600).
+    /// How long a finished task keeps its result (`TASK_RETENTION_SECS`,
+    /// default 3600): no result is dropped for newer ones before. After
+    /// it, status still answers, and output says the result expired, for
+    /// as long again.
     pub task_retention: Duration,
-    /// How many finished tasks are kept at most (`MAX_FINISHED_TASKS`, default 1000).
-    pub max_finished_tasks: usize,
+    /// The most tasks running at once (`MAX_RUNNING_TASKS`, default 1000):
+    /// beyond it, execute answers 429 and starts nothing. A repeated
+    /// execute that joins a running task is never refused.
+    pub max_running_tasks: usize,
+    /// The memory finished tasks may hold within their retention
+    /// (`MAX_RESULT_STORE_BYTES`, default 1 GiB): their results (a failed
+    /// task's error) plus 256 bytes per task. Once reached, execute answers
+    /// 503 and starts nothing until results expire; finished results are
+    /// never dropped to make room. Tasks already running still store
+    /// theirs, so the total can pass it by what they return.
+    pub max_result_store_bytes: usize,
     /// How long [`TaskContext::fetch`](crate::TaskContext::fetch) may wait
     /// (`UPSTREAM_TIMEOUT_SECS`, default 30): for the upstream to start
     /// answering, counted from the start of the fetch, retries of an
@@ -72,12 +99,14 @@ impl Default for Config {
             grpc_port: None,
             grpc_host: None,
             api_key: None,
+            data_port_auth: true,
             max_message_bytes: 64 * 1024 * 1024,
             max_request_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024 * 1024,
             quick_deadline: Duration::from_secs(20),
             task_retention: Duration::from_secs(3600),
-            max_finished_tasks: 1000,
+            max_running_tasks: 1000,
+            max_result_store_bytes: 1024 * 1024 * 1024,
             upstream_timeout: Duration::from_secs(30),
             upstream_streaming: true,
             upstream_max_result_bytes: 1024 * 1024 * 1024,
@@ -94,12 +123,14 @@ impl fmt::Debug for Config {
             .field("grpc_port", &self.grpc_port)
             .field("grpc_host", &self.grpc_host)
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("data_port_auth", &self.data_port_auth)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("quick_deadline", &self.quick_deadline)
             .field("task_retention", &self.task_retention)
-            .field("max_finished_tasks", &self.max_finished_tasks)
+            .field("max_running_tasks", &self.max_running_tasks)
+            .field("max_result_store_bytes", &self.max_result_store_bytes)
             .field("upstream_timeout", &self.upstream_timeout)
             .field("upstream_streaming", &self.upstream_streaming)
             .field("upstream_max_result_bytes", &self.upstream_max_result_bytes)
@@ -114,7 +145,9 @@ impl Config {
     }
 
     /// Reads the configuration through `lookup` (the environment in
-    /// production, a map in tests). Empty values count as unset.
+    /// production, a map in tests). Empty values count as unset, except
+    /// for `SERVICE_API_KEY`, where a blank value is an error (see
+    /// [`api_key`](Self::api_key)).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let defaults = Config::default();
@@ -123,7 +156,8 @@ impl Config {
             http_port: parse(&get, "PORT", "a port number 0-65535")?,
             grpc_port: parse(&get, "GRPC_PORT", "a port number 0-65535")?,
             grpc_host: get("GRPC_HOST"),
-            api_key: get("SERVICE_API_KEY"),
+            api_key: lookup(API_KEY).as_deref().map(check_api_key).transpose()?,
+            data_port_auth: switch(&get, "DATA_PORT_AUTH")?.unwrap_or(defaults.data_port_auth),
             max_message_bytes: positive(&get, "GRPC_MAX_MESSAGE_BYTES", BYTES)?
                 .unwrap_or(defaults.max_message_bytes),
             max_request_bytes: positive(&get, "GRPC_MAX_REQUEST_BYTES", BYTES)?
@@ -136,8 +170,10 @@ impl Config {
             task_retention: positive(&get, "TASK_RETENTION_SECS", SECONDS)?
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.task_retention),
-            max_finished_tasks: positive(&get, "MAX_FINISHED_TASKS", TASKS)?
-                .unwrap_or(defaults.max_finished_tasks),
+            max_running_tasks: positive(&get, "MAX_RUNNING_TASKS", TASKS)?
+                .unwrap_or(defaults.max_running_tasks),
+            max_result_store_bytes: positive(&get, "MAX_RESULT_STORE_BYTES", BYTES)?
+                .unwrap_or(defaults.max_result_store_bytes),
             upstream_timeout: positive(&get, "UPSTREAM_TIMEOUT_SECS", SECONDS)?
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.upstream_timeout),
@@ -147,6 +183,46 @@ impl Config {
                 .unwrap_or(defaults.upstream_max_result_bytes),
         })
     }
+
+    /// Whether auth is on, and on which ports: the line the service logs
+    /// at start-up. It never includes the key.
+    pub fn auth_summary(&self) -> &'static str {
+        match (&self.api_key, self.data_port_auth) {
+            (None, _) => "auth off",
+            (Some(_), true) => "auth on (control and data ports)",
+            (Some(_), false) => "auth on (control port only; DATA_PORT_AUTH=off)",
+        }
+    }
+}
+
+/// The variable of the API key, whose value no error message shows.
+const API_KEY: &str = "SERVICE_API_KEY";
+
+/// The longest key: the auth check compares fixed-size buffers of this
+/// many bytes, so that its time does not depend on the key's length.
+pub(crate) const MAX_API_KEY_BYTES: usize = 4096;
+
+/// The key `raw` (a `SERVICE_API_KEY` value) stands for: trimmed of
+/// surrounding whitespace, then refused when blank (set but blank turning
+/// auth off would fail open), not printable ASCII (no client could send
+/// it in a header) or longer than [`MAX_API_KEY_BYTES`].
+pub(crate) fn check_api_key(raw: &str) -> Result<String, ConfigError> {
+    let key = raw.trim();
+    let problem = if key.is_empty() {
+        "is set but blank: unset it to disable auth, or give a key"
+    } else if !key.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
+        "is not valid: expected printable ASCII, which a client can send in a header \
+         (the value is not shown)"
+    } else if key.len() > MAX_API_KEY_BYTES {
+        "is not valid: expected at most 4096 bytes (the value is not shown)"
+    } else {
+        return Ok(key.to_string());
+    };
+    Err(ConfigError {
+        name: API_KEY,
+        value: String::new(),
+        expected: problem,
+    })
 }
 
 fn parse<T: FromStr>(
@@ -213,6 +289,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name == API_KEY {
+            // Never the key: `expected` is the whole problem.
+            return write!(f, "{} {}", self.name, self.expected);
+        }
         write!(
             f,
             "{}={:?} is not valid: expected {}",
@@ -230,7 +310,8 @@ mod tests {
     #[test]
     fn zero_limits_in_the_environment_are_refused() {
         for name in [
-            "MAX_FINISHED_TASKS",
+            "MAX_RUNNING_TASKS",
+            "MAX_RESULT_STORE_BYTES",
             "TASK_RETENTION_SECS",
             "QUICK_METHOD_TIMEOUT_SECS",
             "GRPC_MAX_MESSAGE_BYTES",
@@ -243,6 +324,34 @@ mod tests {
                 Config::from_lookup(|key| (key == name).then(|| "0".to_string())).expect_err(name);
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn the_task_limits_are_read_with_their_defaults() {
+        let defaults = Config::default();
+        assert_eq!(
+            (
+                defaults.task_retention,
+                defaults.max_running_tasks,
+                defaults.max_result_store_bytes
+            ),
+            (Duration::from_secs(3600), 1000, 1 << 30)
+        );
+        let config = Config::from_lookup(|key| match key {
+            "MAX_RUNNING_TASKS" => Some("50".to_string()),
+            "MAX_RESULT_STORE_BYTES" => Some("1048576".to_string()),
+            "TASK_RETENTION_SECS" => Some("60".to_string()),
+            _ => None,
+        })
+        .expect("valid limits");
+        assert_eq!(
+            (
+                config.task_retention,
+                config.max_running_tasks,
+                config.max_result_store_bytes
+            ),
+            (Duration::from_secs(60), 50, 1 << 20)
+        );
     }
 
     #[test]
@@ -298,5 +407,60 @@ mod tests {
             !shown.contains("s3cret") && shown.contains("<set>"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_api_key_is_trimmed_and_a_blank_or_unsendable_one_refused_unshown() {
+        let key = |value: &str| {
+            let value = value.to_string();
+            Config::from_lookup(move |name| (name == "SERVICE_API_KEY").then(|| value.clone()))
+        };
+        let config = key(" s3cret\n").expect("a key with surrounding whitespace");
+        assert_eq!(config.api_key.as_deref(), Some("s3cret"));
+        assert!(config.data_port_auth, "on by default");
+        for blank in ["", "  ", "\n"] {
+            let err = key(blank).expect_err("blank");
+            assert_eq!(
+                err.to_string(),
+                "SERVICE_API_KEY is set but blank: unset it to disable auth, or give a key"
+            );
+        }
+        for (bad, says) in [
+            ("s3cr\u{e9}t", "printable ASCII"),
+            ("s3\tcret", "printable ASCII"),
+        ] {
+            let err = key(bad).expect_err(bad).to_string();
+            assert!(err.contains(says) && !err.contains("s3"), "{err}");
+        }
+        let long = "k".repeat(MAX_API_KEY_BYTES + 1);
+        let err = key(&long).expect_err("too long").to_string();
+        assert!(
+            err.contains("at most 4096 bytes") && !err.contains("kk"),
+            "{err}"
+        );
+        assert!(key(&long[1..]).is_ok(), "4096 bytes");
+    }
+
+    #[test]
+    fn the_start_up_auth_line_names_the_ports_and_never_the_key() {
+        let on = Config::from_lookup(|name| (name == "SERVICE_API_KEY").then(|| "s3cret".into()))
+            .expect("a key");
+        assert_eq!(on.auth_summary(), "auth on (control and data ports)");
+        let control_only = Config::from_lookup(|name| match name {
+            "SERVICE_API_KEY" => Some("s3cret".into()),
+            "DATA_PORT_AUTH" => Some("off".into()),
+            _ => None,
+        })
+        .expect("a key, data port open");
+        assert!(!control_only.data_port_auth);
+        assert_eq!(
+            control_only.auth_summary(),
+            "auth on (control port only; DATA_PORT_AUTH=off)"
+        );
+        let off = Config::from_lookup(|name| (name == "DATA_PORT_AUTH").then(|| "on".into()));
+        assert_eq!(off.expect("no key").auth_summary(), "auth off");
+        let err = Config::from_lookup(|name| (name == "DATA_PORT_AUTH").then(|| "maybe".into()))
+            .expect_err("not a switch");
+        assert!(err.to_string().starts_with("DATA_PORT_AUTH="), "{err}");
     }
 }

@@ -175,6 +175,21 @@ impl<S> TaskContext<S> {
         self.upstreams.fetch(input, &self.cancel).await
     }
 
+    /// `message` in a request for the upstream task `input` names, for a
+    /// generated client called by hand: with the metadata
+    /// [`fetch`](Self::fetch) sends, `x-task-id: <metadata.task_id>` when
+    /// the input has one and `authorization: Bearer <SERVICE_API_KEY>` when
+    /// a key is configured (a svcgen upstream requires it on its data port
+    /// when it has a key). [`upstream::request`](crate::upstream::request)
+    /// is the same without the key.
+    pub fn upstream_request<T>(
+        &self,
+        message: T,
+        input: &DataReference,
+    ) -> Result<tonic::Request<T>, HandlerError> {
+        self.upstreams.request(message, input)
+    }
+
     /// The largest gRPC message this service sends or accepts
     /// (`GRPC_MAX_MESSAGE_BYTES`, default 64 MiB): give it to clients of
     /// upstream services, e.g.

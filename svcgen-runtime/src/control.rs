@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -16,8 +16,9 @@ use crate::app::App;
 use crate::auth;
 use crate::context::TaskContext;
 use crate::definition::{Definition, MethodKind};
+use crate::ids::{short, MAX_ID_BYTES};
 use crate::runner;
-use crate::tasks::{DedupeKey, Start, TaskView};
+use crate::tasks::{DedupeKey, Overload, Refusal, Start, TaskView};
 use crate::wire::{ExecuteRequest, ExecuteResponse, OutputResponse, StatusResponse, TaskStatus};
 use crate::GET_LAST_RESULT;
 
@@ -28,8 +29,8 @@ pub(crate) fn router<D: Definition>(app: Arc<App<D>>) -> Router {
         .route("/control/status/{task_id}", get(status::<D>))
         .route("/control/output/{task_id}", get(output::<D>))
         .route_layer(middleware::from_fn_with_state(
-            app.clone(),
-            auth::require_key::<D>,
+            auth::ApiKey::of(&app.config),
+            auth::require_key,
         ));
     Router::new()
         .route("/health", get(health))
@@ -53,7 +54,13 @@ async fn execute<D: Definition>(
         body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
     let request = parse_execute(&headers, &body)?;
     if request.method == GET_LAST_RESULT {
-        let task_id = app.store.record_latest(GET_LAST_RESULT, &request.task_id);
+        let Some(task_id) = app.store.record_latest(&request.task_id)? else {
+            return Ok(Json(ExecuteResponse::Failed {
+                error: format!(
+                    "{GET_LAST_RESULT} has no result to point at: no task has completed yet"
+                ),
+            }));
+        };
         return Ok(Json(ExecuteResponse::Complete {
             output: app.output_reference(&task_id, GET_LAST_RESULT),
             task_id,
@@ -71,6 +78,7 @@ async fn execute<D: Definition>(
     };
     let (task_id, progress, cancel) = match app.store.start(key, &method.rpc, &app.shutdown) {
         Start::Joined(task_id) => return Ok(Json(ExecuteResponse::Running { task_id })),
+        Start::Refused(refusal) => return Err(refusal.into()),
         Start::Started {
             task_id,
             progress,
@@ -80,7 +88,7 @@ async fn execute<D: Definition>(
     tracing::info!(
         task_id,
         method = method.name,
-        workflow_id = request.workflow_id,
+        workflow_id = %short(&request.workflow_id),
         "task started"
     );
     let ctx = TaskContext {
@@ -104,28 +112,22 @@ async fn execute<D: Definition>(
             // The runner enforces the deadline, so the task ends even if
             // this request is dropped half-way.
             let deadline = Some(app.config.quick_deadline);
-            // A runner that ended by panicking has nothing recorded: the
-            // view below then answers `failed`.
-            let _ = runner::spawn(app.clone(), &method, ctx, deadline).await;
-            quick_answer(&app, task_id)
+            // The answer is the outcome the runner recorded, not a new
+            // look at the store: the result may expire in between.
+            match runner::spawn(app.clone(), &method, ctx, deadline).await {
+                Ok(Ok(())) => ExecuteResponse::Complete {
+                    output: app.output_reference(&task_id, &method.rpc),
+                    task_id,
+                },
+                Ok(Err(error)) => ExecuteResponse::Failed { error },
+                // The runner recorded a failure as it unwound.
+                Err(_) => ExecuteResponse::Failed {
+                    error: runner::RUNNER_LOST.to_string(),
+                },
+            }
         }
     };
     Ok(Json(response))
-}
-
-/// The execute answer for a quick task that has ended.
-fn quick_answer<D: Definition>(app: &App<D>, task_id: String) -> ExecuteResponse {
-    match app.store.view(&task_id) {
-        Some(view) if view.status == TaskStatus::Complete => ExecuteResponse::Complete {
-            output: app.output_reference(&task_id, &view.rpc),
-            task_id,
-        },
-        view => ExecuteResponse::Failed {
-            error: view
-                .and_then(|view| view.error)
-                .unwrap_or_else(|| format!("task {task_id} did not complete")),
-        },
-    }
 }
 
 async fn status<D: Definition>(
@@ -148,6 +150,9 @@ async fn output<D: Definition>(
 ) -> Result<Json<OutputResponse>, ApiError> {
     let (task_id, view) = find(&app, task_id)?;
     match view.status {
+        TaskStatus::Complete if view.expired => {
+            Err(ApiError::new(StatusCode::GONE, app.store.expired(&task_id)))
+        }
         TaskStatus::Complete => Ok(Json(OutputResponse {
             output: app.output_reference(&task_id, &view.rpc),
         })),
@@ -171,7 +176,10 @@ fn find<D: Definition>(
     let view = app.store.view(&task_id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("no task {task_id} (unknown, or finished long enough ago to be forgotten)"),
+            format!(
+                "no task {} (unknown, or finished long enough ago to be forgotten)",
+                short(&task_id)
+            ),
         )
     })?;
     Ok((task_id, view))
@@ -224,6 +232,12 @@ fn parse_execute(headers: &HeaderMap, body: &[u8]) -> Result<ExecuteRequest, Api
                 "field `{field}` must be a non-empty string"
             )));
         }
+        if value.len() > MAX_ID_BYTES {
+            return Err(ApiError::unprocessable(format!(
+                "field `{field}` is {} bytes long, more than the limit of {MAX_ID_BYTES} bytes",
+                value.len()
+            )));
+        }
     }
     Ok(request)
 }
@@ -235,16 +249,20 @@ fn unknown_method<D: Definition>(app: &App<D>, method: &str) -> ApiError {
         .chain(std::iter::once(GET_LAST_RESULT))
         .collect();
     ApiError::bad_request(format!(
-        "unknown method `{method}`; known methods: {}",
+        "unknown method `{}`; known methods: {}",
+        short(method),
         known.join(", ")
     ))
 }
 
-/// An error answer: the status and a one-line `{"detail": ...}` body.
+/// An error answer: the status and a one-line `{"detail": ...}` body, with
+/// a `Retry-After` header when trying again later may succeed.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     detail: String,
+    /// Seconds, for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -252,6 +270,7 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -264,8 +283,29 @@ impl ApiError {
     }
 }
 
+/// New work refused: 429 while too many tasks run, 503 while the store is
+/// full; both say when to try again.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        let status = match refusal.kind {
+            Overload::Running => StatusCode::TOO_MANY_REQUESTS,
+            Overload::Full => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError {
+            retry_after: Some(refusal.retry_after),
+            ..ApiError::new(status, refusal.detail)
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"detail": self.detail}))).into_response()
+        let mut response = (self.status, Json(json!({"detail": self.detail}))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

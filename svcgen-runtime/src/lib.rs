@@ -23,11 +23,17 @@
 //! - [`config`]: [`Config`], read from the environment.
 //! - `server`: [`run`] binds both listeners and returns a [`RunningService`];
 //!   `shutdown` is the small type that stops both servers together.
-//! - `control`, `auth`: the HTTP control interface (axum): execute, status,
-//!   output, health, bearer auth, `{"detail"}` errors.
+//! - `control`: the HTTP control interface (axum): execute, status,
+//!   output, health, `{"detail"}` errors.
+//! - `auth`: the bearer key (`SERVICE_API_KEY`) on both ports: a middleware
+//!   of the control routes and a wrapper of the data port's rpcs, and the
+//!   comparison that reveals neither the key nor its length.
 //! - `runner`: runs one task: its panic or error becomes a failed task, a
 //!   quick method's deadline is enforced.
-//! - `tasks`: the task store: poll ids, dedupe, results, retention.
+//! - `tasks`: the task store: dedupe, admission limits (running tasks,
+//!   the result budget), results, retention and tombstones.
+//! - `ids`: the limit on the orchestrator's ids, their shortened form in
+//!   log lines and error details, and the unguessable poll ids.
 //! - `data`: the gRPC data interface: every method's rpc and
 //!   `GetLastResult`, served from the stored results, plus health and
 //!   reflection.
@@ -83,6 +89,8 @@ pub mod definition;
 mod descriptors;
 #[cfg(feature = "runtime")]
 mod frames;
+#[cfg(feature = "runtime")]
+mod ids;
 #[cfg(feature = "runtime")]
 mod logging;
 #[cfg(feature = "runtime")]

@@ -12,11 +12,21 @@ use tokio::task::JoinHandle;
 use crate::context::TaskContext;
 use crate::definition::{Definition, Method};
 use crate::server::App;
-use crate::tasks::Encoded;
+use crate::tasks::{Encoded, TaskStore};
+
+/// The error of a task whose handler panicked: the panic's own message,
+/// which may say anything, goes to the log only.
+pub(crate) const PANICKED: &str = "handler panicked (its message is in the service's log)";
+
+/// The error of a task whose runner stopped before recording an outcome
+/// (the project's `encode` panicked, or the runtime is going away).
+pub(crate) const RUNNER_LOST: &str =
+    "the task stopped before its outcome was recorded (see the service's log)";
 
 /// Starts `method` for the task described by `ctx`, failing it once
 /// `deadline` passes (quick methods). The returned handle completes when
-/// the outcome is recorded, whether or not anyone still waits for it.
+/// the outcome is recorded, whether or not anyone still waits for it, with
+/// the outcome recorded: `Ok` for a result, else the task's error.
 ///
 /// When the task is cancelled (deadline, shutdown) the handler future is
 /// dropped at its next `.await`; blocking work sees `ctx.is_cancelled()`
@@ -26,11 +36,17 @@ pub(crate) fn spawn<D: Definition>(
     method: &Method<D>,
     ctx: TaskContext<D::State>,
     deadline: Option<Duration>,
-) -> JoinHandle<()> {
+) -> JoinHandle<Result<(), String>> {
     let task_id = ctx.task_id.clone();
     let cancel = ctx.cancel.clone();
     let method_name = method.name.clone();
     let mut handler = tokio::spawn((method.handler)(ctx));
+    // Should this runner stop before it records an outcome, its guard
+    // fails the task: no task stays `running` for ever.
+    let guard = Unfinished {
+        store: app.store.clone(),
+        task_id: Some(task_id.clone()),
+    };
     tokio::spawn(async move {
         let expired = async {
             match deadline {
@@ -43,7 +59,9 @@ pub(crate) fn spawn<D: Definition>(
                 Ok(Ok(output)) => Ok(encode::<D>(&output)),
                 Ok(Err(err)) => Err(err.message().to_string()),
                 Err(join) if join.is_panic() => {
-                    Err(format!("handler panicked: {}", panic_message(join.into_panic())))
+                    let panic = panic_message(join.into_panic());
+                    tracing::error!(task_id, method = method_name, panic, "handler panicked");
+                    Err(PANICKED.to_string())
                 }
                 Err(_) => Err("task was cancelled".to_string()),
             },
@@ -62,8 +80,34 @@ pub(crate) fn spawn<D: Definition>(
             Ok(_) => tracing::info!(task_id, method = method_name, "task complete"),
             Err(error) => tracing::warn!(task_id, method = method_name, error, "task failed"),
         }
-        app.store.finish(&task_id, outcome);
+        let recorded = app.store.finish(&task_id, outcome);
+        guard.disarm();
+        recorded
     })
+}
+
+/// Fails its task when dropped: held by a runner until it has recorded
+/// the task's outcome, so that a runner that panics or is dropped leaves
+/// no task running.
+struct Unfinished {
+    store: Arc<TaskStore>,
+    /// `None` once the outcome is recorded.
+    task_id: Option<String>,
+}
+
+impl Unfinished {
+    fn disarm(mut self) {
+        self.task_id = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(task_id) = self.task_id.take() {
+            tracing::error!(task_id, "{RUNNER_LOST}");
+            let _ = self.store.finish(&task_id, Err(RUNNER_LOST.to_string()));
+        }
+    }
 }
 
 /// Encodes a handler's output once, for every reader of the result.
@@ -100,7 +144,7 @@ mod tests {
     use crate::config::Config;
     use crate::definition::{BoxError, MethodKind, Methods};
     use crate::descriptors::DescriptorIndex;
-    use crate::tasks::{DedupeKey, Start, TaskStore};
+    use crate::tasks::{DedupeKey, Limits, Start, TaskStore};
     use crate::upstream::Upstreams;
     use crate::wire::TaskStatus;
     use crate::HandlerError;
@@ -132,6 +176,15 @@ mod tests {
                 tokio::time::sleep(Duration::from_secs(19)).await;
                 Ok(Out::Count(19))
             });
+            methods.add("Boom", MethodKind::Quick, |_ctx| async {
+                if true {
+                    panic!("secret=hunter2 in a panic message");
+                }
+                Ok(Out::Count(0))
+            });
+            methods.add("BadEncode", MethodKind::Long, |_ctx| async {
+                Ok(Out::Count(UNENCODABLE))
+            });
             methods
         }
 
@@ -140,6 +193,7 @@ mod tests {
         }
 
         fn encode(output: &Out, buf: &mut Vec<u8>) {
+            assert!(*output != Out::Count(UNENCODABLE), "cannot encode");
             output.encode(buf)
         }
 
@@ -150,11 +204,14 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(20);
 
+    /// A result the project's `encode` panics on.
+    const UNENCODABLE: u32 = 13;
+
     fn app() -> Arc<App<Tiny>> {
         Arc::new(App {
             config: Config::default(),
             methods: Tiny::methods(),
-            store: Arc::new(TaskStore::new(Duration::from_secs(3600), 100)),
+            store: Arc::new(TaskStore::new(Limits::of(&Config::default()))),
             state: Arc::new(()),
             grpc_uri: "tiny:50051".to_string(),
             shutdown: CancellationToken::new(),
@@ -165,9 +222,17 @@ mod tests {
         })
     }
 
-    /// Runs `method` with [`DEADLINE`] until its outcome is recorded, and
-    /// returns its poll id, its cancellation and how long it took.
-    async fn run(app: &Arc<App<Tiny>>, method: &str) -> (String, CancellationToken, Duration) {
+    /// What [`run`] saw.
+    struct Ran {
+        task_id: String,
+        cancel: CancellationToken,
+        took: Duration,
+        /// What the runner's handle gave: `None` when the runner panicked.
+        recorded: Option<Result<(), String>>,
+    }
+
+    /// Runs `method` with [`DEADLINE`] until its outcome is recorded.
+    async fn run(app: &Arc<App<Tiny>>, method: &str) -> Ran {
         let key = DedupeKey {
             workflow_id: "wf".to_string(),
             task_id: method.to_string(),
@@ -199,17 +264,27 @@ mod tests {
         // Bounded, should the deadline not be enforced (the clock is paused:
         // no real time passes).
         let runner = spawn(app.clone(), &method, ctx, Some(DEADLINE));
-        tokio::time::timeout(2 * DEADLINE, runner)
+        let recorded = tokio::time::timeout(2 * DEADLINE, runner)
             .await
             .unwrap_or_else(|_| panic!("{name} still running after {:?}", 2 * DEADLINE))
-            .expect("the runner records an outcome");
-        (task_id, cancel, started.elapsed())
+            .ok();
+        Ran {
+            task_id,
+            cancel,
+            took: started.elapsed(),
+            recorded,
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_quick_handler_that_never_finishes_fails_at_its_deadline() {
         let app = app();
-        let (task_id, cancel, took) = run(&app, "Hang").await;
+        let Ran {
+            task_id,
+            cancel,
+            took,
+            recorded,
+        } = run(&app, "Hang").await;
         assert!(
             (DEADLINE..DEADLINE + Duration::from_secs(1)).contains(&took),
             "failed after {took:?}"
@@ -218,6 +293,7 @@ mod tests {
         assert_eq!(view.status, TaskStatus::Failed);
         let error = view.error.unwrap_or_default();
         assert!(error.contains("within its 20s deadline"), "{error:?}");
+        assert_eq!(recorded, Some(Err(error)), "the outcome recorded");
         assert!(
             cancel.is_cancelled(),
             "the handler's token was not cancelled"
@@ -227,7 +303,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_quick_handler_that_returns_in_time_completes_with_its_result() {
         let app = app();
-        let (task_id, _, took) = run(&app, "Count").await;
+        let Ran {
+            task_id,
+            took,
+            recorded,
+            ..
+        } = run(&app, "Count").await;
+        assert_eq!(recorded, Some(Ok(())), "the outcome recorded");
         assert!(
             (Duration::from_secs(19)..DEADLINE).contains(&took),
             "recorded after {took:?}, not when the handler returned after 19s"
@@ -246,6 +328,76 @@ mod tests {
             &finished.result.field[..],
             &expected[..],
             "the encoded result"
+        );
+    }
+
+    /// A writer that keeps what is logged, for one test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            kept.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_is_logged_and_the_task_error_only_says_the_handler_panicked() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let app = app();
+        let Ran {
+            task_id, recorded, ..
+        } = run(&app, "Boom").await;
+        assert_eq!(recorded, Some(Err(PANICKED.to_string())));
+        let view = app.store.view(&task_id).expect("the task is recorded");
+        assert_eq!(
+            (view.status, view.error.as_deref()),
+            (TaskStatus::Failed, Some(PANICKED))
+        );
+        let logged = String::from_utf8_lossy(&log.0.lock().expect("the log")).to_string();
+        let line = logged
+            .lines()
+            .find(|line| line.contains("handler panicked"))
+            .unwrap_or_else(|| panic!("no panic line in {logged:?}"));
+        assert!(
+            line.contains("secret=hunter2 in a panic message") && line.contains(&task_id),
+            "{line}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_runner_that_panics_fails_its_task_instead_of_leaving_it_running() {
+        let app = app();
+        let Ran {
+            task_id, recorded, ..
+        } = run(&app, "BadEncode").await;
+        assert_eq!(recorded, None, "the runner itself panicked");
+        let view = app.store.view(&task_id).expect("the task is recorded");
+        assert_eq!(
+            (view.status, view.error.as_deref()),
+            (TaskStatus::Failed, Some(RUNNER_LOST))
+        );
+        let again = DedupeKey {
+            workflow_id: "wf".to_string(),
+            task_id: "BadEncode".to_string(),
+            method: "BadEncode".to_string(),
+        };
+        let start = app.store.start(again, "Count", &app.shutdown);
+        assert!(
+            matches!(start, Start::Started { .. }),
+            "the dedupe key of the failed task is free again"
         );
     }
 }

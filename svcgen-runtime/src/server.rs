@@ -15,14 +15,15 @@ use tonic_health::ServingStatus;
 pub use crate::shutdown::SHUTDOWN_GRACE;
 
 pub(crate) use crate::app::App;
-use crate::config::Config;
+use crate::auth::{ApiKey, RequireKey};
+use crate::config::{check_api_key, Config};
 use crate::control;
 use crate::data::DataService;
 use crate::definition::{Definition, Methods};
 use crate::descriptors::DescriptorIndex;
 use crate::shutdown;
 use crate::stream::{self, ResultsService};
-use crate::tasks::TaskStore;
+use crate::tasks::{Limits, TaskStore};
 use crate::upstream::Upstreams;
 
 /// Starts the service `D` with its own methods.
@@ -34,9 +35,17 @@ pub async fn run<D: Definition>(config: Config) -> Result<RunningService, StartE
 /// methods this way). Both listeners are bound before this returns, so the
 /// service answers as soon as the caller has the handle.
 pub async fn run_with<D: Definition>(
-    config: Config,
+    mut config: Config,
     methods: Methods<D>,
 ) -> Result<RunningService, StartError> {
+    // A `Config` built by hand gets the checks of one read from the
+    // environment: a blank key must not turn auth off.
+    config.api_key = config
+        .api_key
+        .as_deref()
+        .map(check_api_key)
+        .transpose()
+        .map_err(|err| StartError(err.to_string()))?;
     let index = DescriptorIndex::from_encoded(&[
         (
             "the service's FILE_DESCRIPTOR_SET",
@@ -59,11 +68,9 @@ pub async fn run_with<D: Definition>(
     let grpc_addr = local_addr(&grpc_listener)?;
 
     let grpc_host = config.grpc_host.as_deref().unwrap_or(D::DEFAULT_GRPC_HOST);
+    let auth = config.auth_summary();
     let shutdown = CancellationToken::new();
-    let store = Arc::new(TaskStore::new(
-        config.task_retention,
-        config.max_finished_tasks,
-    ));
+    let store = Arc::new(TaskStore::new(Limits::of(&config)));
     let app = Arc::new(App {
         grpc_uri: format!("{grpc_host}:{}", grpc_addr.port()),
         upstreams: Arc::new(Upstreams::new(index, &config)),
@@ -77,6 +84,7 @@ pub async fn run_with<D: Definition>(
     let http = tokio::spawn(serve_http(http_listener, app.clone(), shutdown.clone()));
     let grpc = tokio::spawn(serve_grpc(grpc_listener, app, shutdown.clone()));
     tracing::info!(%http_addr, %grpc_addr, "listening");
+    tracing::info!("{auth}");
     Ok(RunningService {
         http_addr,
         grpc_addr,
@@ -189,7 +197,12 @@ async fn serve_grpc<D: Definition>(
     // The project's service is routed by path to the runtime's own
     // implementation (see `data`), and beside it the runtime's streaming
     // rpc (see `stream`), which reflection does not list: it is no part of
-    // the project's proto. Unknown services answer UNIMPLEMENTED.
+    // the project's proto. Both serve results, so both are behind the key
+    // when data-port auth is on; health and reflection are not (see
+    // `auth`). Unknown services answer UNIMPLEMENTED.
+    let key = ApiKey::of(&app.config).filter(|_| app.config.data_port_auth);
+    let data = RequireKey::new(data, key.clone());
+    let results = RequireKey::new(results, key);
     let mut routes = Routes::default();
     let router = std::mem::take(routes.axum_router_mut());
     *routes.axum_router_mut() = router

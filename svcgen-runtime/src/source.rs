@@ -38,6 +38,7 @@ pub const FILES: &[File] = files![
     "src/definition.rs",
     "src/descriptors.rs",
     "src/frames.rs",
+    "src/ids.rs",
     "src/lib.rs",
     "src/logging.rs",
     "src/macros.rs",

@@ -1,5 +1,14 @@
-//! The task store: every task's state, the dedupe rule, poll ids, the latest
-//! results, and the bounded retention of finished tasks.
+//! The task store: every task's state, the dedupe rule, the admission
+//! limits, the latest results, and the retention of finished tasks.
+//!
+//! Memory is bounded by what is let in, never by dropping finished work:
+//! a new task is refused while `MAX_RUNNING_TASKS` tasks run, or while the
+//! finished tasks within their retention hold `MAX_RESULT_STORE_BYTES`. A
+//! finished task's result stays readable for the whole retention period,
+//! however many tasks finish after it. Then the task leaves a tombstone:
+//! its method, status and error, no result and none of the orchestrator's
+//! ids, so that status still answers and a request for the result learns
+//! that it expired, for one more retention period.
 //!
 //! Results are stored encoded (see [`Encoded`]): the store does not need
 //! the project's types, and every reader is served the same bytes.
@@ -9,18 +18,41 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::bytes::Bytes;
 // Tokio's clock, so that a test with a paused clock drives retention.
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Config;
 use crate::context::Progress;
+use crate::ids::{self, short};
 use crate::wire::TaskStatus;
+use crate::GET_LAST_RESULT;
+
+/// What a finished task's record costs in the result budget besides its
+/// result (or error) bytes: an estimate of the record's own memory.
+pub(crate) const RECORD_BYTES: usize = 256;
+
+/// The most `GetLastResult` executes kept within their retention. They hold
+/// no result of their own, so they are not charged to the result budget;
+/// past this many a new one is refused (503), none is forgotten early.
+pub(crate) const MAX_LATEST_RECORDS: usize = 100_000;
+
+/// The most tombstones kept; past this many the oldest go first.
+pub(crate) const MAX_TOMBSTONES: usize = 100_000;
+
+/// The longest error a tombstone keeps, in bytes.
+const MAX_TOMBSTONE_ERROR: usize = 1024;
+
+/// What `Retry-After` says when too many tasks run: about one poll of the
+/// orchestrator.
+const RUNNING_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The orchestrator's identity of a task: a repeated execute with the same
-/// key while the task runs joins it instead of starting another.
+/// key while the task runs joins it instead of starting another. Held only
+/// while the task runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct DedupeKey {
     pub(crate) workflow_id: String,
@@ -61,6 +93,9 @@ pub(crate) struct TaskView {
     pub(crate) progress: u8,
     pub(crate) message: Option<String>,
     pub(crate) error: Option<String>,
+    /// A tombstone: the task finished longer than the retention period
+    /// ago, and its result (if it had one) is gone.
+    pub(crate) expired: bool,
 }
 
 /// The outcome of [`TaskStore::start`].
@@ -73,32 +108,89 @@ pub(crate) enum Start {
         progress: Progress,
         cancel: CancellationToken,
     },
+    /// Nothing was started.
+    Refused(Refusal),
+}
+
+/// Why new work was refused, and when to try again.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) kind: Overload,
+    pub(crate) detail: String,
+    /// Whole seconds, at least 1.
+    pub(crate) retry_after: u64,
+}
+
+/// Which limit refused new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overload {
+    /// `MAX_RUNNING_TASKS` tasks are running (HTTP 429).
+    Running,
+    /// The result budget, or the room for `GetLastResult` records, is used
+    /// up until finished tasks expire; or no poll id could be minted
+    /// (HTTP 503).
+    Full,
 }
 
 /// Why a result could not be handed out.
 pub(crate) enum Lookup {
-    /// No such task (never existed, forgotten, or of another method).
+    /// No such task (never existed, forgotten, or of another method), or
+    /// its result expired.
     NotFound(String),
     /// The task exists but has no result: still running, or failed.
     NotReady(String),
 }
 
+/// The store's limits (see [`crate::contract`], section 5).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// How long a finished task keeps its result; its tombstone is kept as
+    /// long again.
+    pub(crate) retention: Duration,
+    /// The most tasks running at once.
+    pub(crate) max_running: usize,
+    /// The result budget: new tasks are refused while finished tasks
+    /// within their retention hold this many bytes.
+    pub(crate) max_stored_bytes: usize,
+    /// The most `GetLastResult` records within their retention.
+    pub(crate) max_latest_records: usize,
+    /// The most tombstones.
+    pub(crate) max_tombstones: usize,
+}
+
+impl Limits {
+    /// The limits `config` sets, and the fixed ones.
+    pub(crate) fn of(config: &Config) -> Limits {
+        Limits {
+            retention: config.task_retention,
+            max_running: config.max_running_tasks,
+            max_stored_bytes: config.max_result_store_bytes,
+            max_latest_records: MAX_LATEST_RECORDS,
+            max_tombstones: MAX_TOMBSTONES,
+        }
+    }
+}
+
 pub(crate) struct TaskStore {
     inner: Mutex<Inner>,
-    retention: Duration,
-    max_finished: usize,
-    /// A few characters that differ between runs of the process, so that a
-    /// poll id from before a restart answers 404 instead of another task.
-    run_id: String,
+    limits: Limits,
 }
 
 #[derive(Default)]
 struct Inner {
-    next_seq: u64,
     tasks: HashMap<String, Task>,
+    /// The running tasks, by dedupe key.
     running: HashMap<DedupeKey, String>,
-    /// Finished task ids, oldest first, for eviction.
+    /// Finished tasks within their retention, oldest first.
     finished: VecDeque<(Instant, String)>,
+    /// What the finished tasks within their retention are charged.
+    stored_bytes: usize,
+    /// How many of them are `GetLastResult` records.
+    latest_records: usize,
+    /// Tasks past their retention, by poll id.
+    tombstones: HashMap<String, Tombstone>,
+    /// Tombstones by the time their task finished, oldest first.
+    buried: VecDeque<(Instant, String)>,
     /// Kept even after their task is forgotten: one result per method.
     latest_by_method: HashMap<&'static str, Finished>,
     latest: Option<Finished>,
@@ -107,43 +199,90 @@ struct Inner {
 struct Task {
     method: String,
     rpc: String,
-    key: Option<DedupeKey>,
-    progress: Progress,
-    cancel: CancellationToken,
     state: State,
 }
 
 enum State {
-    Running,
-    Complete(Finished),
-    /// A `GetLastResult` execute: the latest result when it ran, or, when
-    /// none had completed yet, whatever is latest when it is fetched.
-    Latest(Option<Finished>),
-    Failed(String),
+    Running {
+        key: DedupeKey,
+        progress: Progress,
+        cancel: CancellationToken,
+    },
+    Complete {
+        finished: Finished,
+        message: Option<String>,
+        /// What it is charged in the result budget.
+        charge: usize,
+    },
+    Failed {
+        error: String,
+        progress: u8,
+        message: Option<String>,
+        charge: usize,
+    },
+    /// A `GetLastResult` execute: the latest result when it ran.
+    Latest(Finished),
 }
 
-/// Longest orchestrator task id kept as the readable prefix of a poll id.
-const MAX_PREFIX: usize = 100;
+/// What is left of a task after its retention: no result, no orchestrator
+/// ids.
+struct Tombstone {
+    method: String,
+    rpc: String,
+    status: TaskStatus,
+    progress: u8,
+    /// At most [`MAX_TOMBSTONE_ERROR`] bytes.
+    error: Option<String>,
+}
 
 impl TaskStore {
-    pub(crate) fn new(retention: Duration, max_finished: usize) -> TaskStore {
+    pub(crate) fn new(limits: Limits) -> TaskStore {
         TaskStore {
             inner: Mutex::new(Inner::default()),
-            retention,
-            max_finished,
-            run_id: run_id(),
+            limits,
         }
     }
 
     /// Joins the running task with `key`, or records a new one whose result
     /// `rpc` serves and whose cancellation is a child of `parent` (the
-    /// service's shutdown).
+    /// service's shutdown), unless a limit refuses it. A join is never
+    /// refused.
     pub(crate) fn start(&self, key: DedupeKey, rpc: &str, parent: &CancellationToken) -> Start {
         let mut inner = self.lock();
         if let Some(task_id) = inner.running.get(&key) {
             return Start::Joined(task_id.clone());
         }
-        let task_id = self.next_id(&mut inner, &key.task_id);
+        let limits = &self.limits;
+        if inner.running.len() >= limits.max_running {
+            return Start::Refused(Refusal {
+                kind: Overload::Running,
+                detail: format!(
+                    "{} tasks are running, the most this service runs at once \
+                     (MAX_RUNNING_TASKS); nothing was started: retry when some have finished",
+                    inner.running.len()
+                ),
+                retry_after: RUNNING_RETRY_AFTER.as_secs(),
+            });
+        }
+        if inner.stored_bytes >= limits.max_stored_bytes {
+            let retry_after = self.retry_after(&inner);
+            return Start::Refused(Refusal {
+                kind: Overload::Full,
+                detail: format!(
+                    "finished tasks hold {} bytes, this service's result budget \
+                     (MAX_RESULT_STORE_BYTES={}); nothing was started: results are kept \
+                     {}s (TASK_RETENTION_SECS) after their task finishes, retry in {retry_after}s",
+                    inner.stored_bytes,
+                    limits.max_stored_bytes,
+                    limits.retention.as_secs_f64(),
+                ),
+                retry_after,
+            });
+        }
+        let task_id = match self.mint(&inner, &key.task_id) {
+            Ok(task_id) => task_id,
+            Err(refusal) => return Start::Refused(refusal),
+        };
         let progress = Progress::default();
         let cancel = parent.child_token();
         inner.running.insert(key.clone(), task_id.clone());
@@ -152,10 +291,11 @@ impl TaskStore {
             Task {
                 method: key.method.clone(),
                 rpc: rpc.to_string(),
-                key: Some(key),
-                progress: progress.clone(),
-                cancel: cancel.clone(),
-                state: State::Running,
+                state: State::Running {
+                    key,
+                    progress: progress.clone(),
+                    cancel: cancel.clone(),
+                },
             },
         );
         Start::Started {
@@ -166,87 +306,147 @@ impl TaskStore {
     }
 
     /// Records a completed `GetLastResult` task pointing at the latest
-    /// result, and returns its poll id.
-    pub(crate) fn record_latest(&self, method: &str, orchestrator_task_id: &str) -> String {
+    /// result, and returns its poll id; `None` when no task has completed
+    /// yet. It is not charged to the result budget, but at most
+    /// [`Limits::max_latest_records`] of them are kept within retention.
+    pub(crate) fn record_latest(
+        &self,
+        orchestrator_task_id: &str,
+    ) -> Result<Option<String>, Refusal> {
         let mut inner = self.lock();
-        let task_id = self.next_id(&mut inner, orchestrator_task_id);
-        let progress = Progress::default();
-        progress.set(100);
-        let snapshot = inner.latest.clone();
+        let Some(snapshot) = inner.latest.clone() else {
+            return Ok(None);
+        };
+        if inner.latest_records >= self.limits.max_latest_records {
+            let retry_after = self.retry_after(&inner);
+            return Err(Refusal {
+                kind: Overload::Full,
+                detail: format!(
+                    "{} {GET_LAST_RESULT} tasks are kept, the most this service keeps within \
+                     their retention; retry in {retry_after}s",
+                    inner.latest_records
+                ),
+                retry_after,
+            });
+        }
+        let task_id = self.mint(&inner, orchestrator_task_id)?;
         inner.tasks.insert(
             task_id.clone(),
             Task {
-                method: method.to_string(),
-                rpc: method.to_string(),
-                key: None,
-                progress,
-                cancel: CancellationToken::new(),
+                method: GET_LAST_RESULT.to_string(),
+                rpc: GET_LAST_RESULT.to_string(),
                 state: State::Latest(snapshot),
             },
         );
+        inner.latest_records += 1;
         inner.finished.push_back((Instant::now(), task_id.clone()));
-        self.evict(&mut inner);
-        task_id
+        Ok(Some(task_id))
     }
 
-    /// Records how a task ended. Only the first outcome counts: a handler
-    /// that finishes after its deadline failed it changes nothing.
-    pub(crate) fn finish(&self, task_id: &str, outcome: Result<Encoded, String>) {
-        let mut inner = self.lock();
+    /// Records how a task ended and returns the outcome recorded. Only the
+    /// first outcome counts: a later one changes nothing and gets the first
+    /// back.
+    pub(crate) fn finish(
+        &self,
+        task_id: &str,
+        outcome: Result<Encoded, String>,
+    ) -> Result<(), String> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let Some(task) = inner.tasks.get_mut(task_id) else {
-            return;
+            return Err(format!("task {task_id} is no longer known"));
         };
-        if !matches!(task.state, State::Running) {
-            return;
-        }
-        task.cancel.cancel();
-        let key = task.key.clone();
-        let finished = match outcome {
+        let State::Running { progress, .. } = &task.state else {
+            return task.state.outcome();
+        };
+        let message = progress.message();
+        let percent = progress.get();
+        let message_bytes = message.as_ref().map_or(0, String::len);
+        let (state, recorded) = match outcome {
             Ok(result) => {
-                task.progress.set(100);
                 let finished = Finished {
                     task_id: Arc::from(task_id),
                     result,
                 };
-                task.state = State::Complete(finished.clone());
-                Some(finished)
+                inner
+                    .latest_by_method
+                    .insert(finished.method(), finished.clone());
+                inner.latest = Some(finished.clone());
+                let charge = RECORD_BYTES + finished.result.field.len() + message_bytes;
+                let state = State::Complete {
+                    finished,
+                    message,
+                    charge,
+                };
+                (state, Ok(()))
             }
             Err(error) => {
-                task.state = State::Failed(error);
-                None
+                let charge = RECORD_BYTES + error.len() + message_bytes;
+                let state = State::Failed {
+                    error: error.clone(),
+                    progress: percent,
+                    message,
+                    charge,
+                };
+                (state, Err(error))
             }
         };
-        if let Some(key) = key {
+        inner.stored_bytes += state.charge();
+        // The running state holds the orchestrator's ids: they go with it.
+        if let State::Running { key, cancel, .. } = std::mem::replace(&mut task.state, state) {
+            cancel.cancel();
             inner.running.remove(&key);
         }
         inner
             .finished
             .push_back((Instant::now(), task_id.to_string()));
-        if let Some(finished) = finished {
-            inner
-                .latest_by_method
-                .insert(finished.method(), finished.clone());
-            inner.latest = Some(finished);
-        }
-        self.evict(&mut inner);
+        recorded
     }
 
     /// Status of one task, or `None` for an unknown or forgotten id.
     pub(crate) fn view(&self, task_id: &str) -> Option<TaskView> {
         let inner = self.lock();
+        if let Some(tombstone) = inner.tombstones.get(task_id) {
+            return Some(TaskView {
+                method: tombstone.method.clone(),
+                rpc: tombstone.rpc.clone(),
+                status: tombstone.status,
+                progress: tombstone.progress,
+                message: None,
+                error: tombstone.error.clone(),
+                expired: true,
+            });
+        }
         let task = inner.tasks.get(task_id)?;
-        let (status, error) = match &task.state {
-            State::Running => (TaskStatus::Running, None),
-            State::Complete(_) | State::Latest(_) => (TaskStatus::Complete, None),
-            State::Failed(error) => (TaskStatus::Failed, Some(error.clone())),
+        let (status, progress, message, error) = match &task.state {
+            State::Running { progress, .. } => (
+                TaskStatus::Running,
+                progress.get(),
+                progress.message(),
+                None,
+            ),
+            State::Complete { message, .. } => (TaskStatus::Complete, 100, message.clone(), None),
+            State::Latest(_) => (TaskStatus::Complete, 100, None, None),
+            State::Failed {
+                error,
+                progress,
+                message,
+                ..
+            } => (
+                TaskStatus::Failed,
+                *progress,
+                message.clone(),
+                Some(error.clone()),
+            ),
         };
         Some(TaskView {
             method: task.method.clone(),
             rpc: task.rpc.clone(),
             status,
-            progress: task.progress.get(),
-            message: task.progress.message(),
+            progress,
+            message,
             error,
+            expired: false,
         })
     }
 
@@ -261,12 +461,14 @@ impl TaskStore {
                 .cloned()
                 .ok_or_else(|| Lookup::NotFound(format!("no {rpc} task has completed yet")));
         };
-        let task = inner.task(task_id)?;
-        let other = || Lookup::NotFound(format!("task {task_id} is not a {rpc} task"));
+        let other = || Lookup::NotFound(format!("task {} is not a {rpc} task", short(task_id)));
+        let Some(task) = inner.tasks.get(task_id) else {
+            return Err(self.gone(&inner, task_id, Some(rpc)));
+        };
         if task.rpc != rpc && !matches!(task.state, State::Latest(_)) {
             return Err(other());
         }
-        let finished = inner.finished(task_id, task)?;
+        let finished = task.state.finished(task_id)?;
         if finished.method() != rpc {
             return Err(other());
         }
@@ -277,18 +479,76 @@ impl TaskStore {
     /// result of any method when no id is given.
     pub(crate) fn last_result(&self, task_id: Option<&str>) -> Result<Finished, Lookup> {
         let inner = self.lock();
-        match task_id {
-            Some(task_id) => inner.finished(task_id, inner.task(task_id)?),
-            None => inner
+        let Some(task_id) = task_id else {
+            return inner
                 .latest
                 .clone()
-                .ok_or_else(|| Lookup::NotFound("no task has completed yet".to_string())),
+                .ok_or_else(|| Lookup::NotFound("no task has completed yet".to_string()));
+        };
+        match inner.tasks.get(task_id) {
+            Some(task) => task.state.finished(task_id),
+            None => Err(self.gone(&inner, task_id, None)),
         }
     }
 
-    fn next_id(&self, inner: &mut Inner, orchestrator_task_id: &str) -> String {
-        inner.next_seq += 1;
-        poll_id(orchestrator_task_id, &self.run_id, inner.next_seq)
+    /// Why an id that names no live task has no result: its tombstone, or
+    /// nothing at all.
+    fn gone(&self, inner: &Inner, task_id: &str, rpc: Option<&str>) -> Lookup {
+        let Some(tombstone) = inner.tombstones.get(task_id) else {
+            return Lookup::NotFound(format!(
+                "no task {} (unknown, or finished long enough ago to be forgotten)",
+                short(task_id)
+            ));
+        };
+        match rpc {
+            Some(rpc) if tombstone.rpc != rpc && tombstone.rpc != GET_LAST_RESULT => {
+                Lookup::NotFound(format!("task {task_id} is not a {rpc} task"))
+            }
+            _ if tombstone.status == TaskStatus::Failed => Lookup::NotReady(format!(
+                "task {task_id} failed: {}",
+                tombstone.error.as_deref().unwrap_or_default()
+            )),
+            _ => Lookup::NotFound(self.expired(task_id)),
+        }
+    }
+
+    /// The explanation for a result that expired.
+    pub(crate) fn expired(&self, task_id: &str) -> String {
+        format!(
+            "the result of task {task_id} expired: results are kept {}s \
+             (TASK_RETENTION_SECS) after their task finishes",
+            self.limits.retention.as_secs_f64()
+        )
+    }
+
+    /// A fresh poll id for the orchestrator's `task_id`, unlike any this
+    /// store knows.
+    fn mint(&self, inner: &Inner, task_id: &str) -> Result<String, Refusal> {
+        // 128 random bits: a second attempt is already beyond belief.
+        let mut last = String::new();
+        for _ in 0..4 {
+            match ids::poll_id(task_id) {
+                Ok(id) if !inner.tasks.contains_key(&id) && !inner.tombstones.contains_key(&id) => {
+                    return Ok(id)
+                }
+                Ok(id) => last = format!("poll id {id} was minted twice"),
+                Err(err) => last = err,
+            }
+        }
+        tracing::error!(error = last, "no poll id could be minted");
+        Err(Refusal {
+            kind: Overload::Full,
+            detail: format!("nothing was started: {last}"),
+            retry_after: 1,
+        })
+    }
+
+    /// Whole seconds, at least 1, until the oldest finished task expires.
+    fn retry_after(&self, inner: &Inner) -> u64 {
+        let wait = inner.finished.front().map_or(Duration::ZERO, |(at, _)| {
+            (*at + self.limits.retention).saturating_duration_since(Instant::now())
+        });
+        wait.as_secs_f64().ceil().max(1.0) as u64
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -302,97 +562,161 @@ impl TaskStore {
         inner
     }
 
-    /// Forgets finished tasks past the retention period or the count limit.
+    /// Turns finished tasks past their retention into tombstones, and
+    /// forgets tombstones past another retention period or beyond their
+    /// count limit. Running tasks are never touched.
     fn evict(&self, inner: &mut Inner) {
         let now = Instant::now();
-        while let Some((finished_at, task_id)) = inner.finished.front() {
-            let expired = now.duration_since(*finished_at) > self.retention;
-            if !expired && inner.finished.len() <= self.max_finished {
+        let retention = self.limits.retention;
+        while let Some(&(finished_at, _)) = inner.finished.front() {
+            if now.duration_since(finished_at) <= retention {
                 break;
             }
-            let task_id = task_id.clone();
-            inner.finished.pop_front();
-            inner.tasks.remove(&task_id);
+            let Some((finished_at, task_id)) = inner.finished.pop_front() else {
+                break;
+            };
+            if let Some(task) = inner.tasks.remove(&task_id) {
+                inner.bury(task_id, finished_at, task);
+            }
+        }
+        let kept = retention.saturating_mul(2);
+        while let Some(&(finished_at, _)) = inner.buried.front() {
+            let expired = now.duration_since(finished_at) > kept;
+            if !expired && inner.tombstones.len() <= self.limits.max_tombstones {
+                break;
+            }
+            if let Some((_, task_id)) = inner.buried.pop_front() {
+                inner.tombstones.remove(&task_id);
+            }
         }
     }
 }
 
 impl Inner {
-    fn task(&self, task_id: &str) -> Result<&Task, Lookup> {
-        self.tasks
-            .get(task_id)
-            .ok_or_else(|| Lookup::NotFound(format!("no task {task_id} (unknown or forgotten)")))
+    /// Replaces a finished task past its retention by its tombstone.
+    fn bury(&mut self, task_id: String, finished_at: Instant, task: Task) {
+        self.stored_bytes = self.stored_bytes.saturating_sub(task.state.charge());
+        let (status, progress, error) = match task.state {
+            State::Latest(_) => {
+                self.latest_records = self.latest_records.saturating_sub(1);
+                (TaskStatus::Complete, 100, None)
+            }
+            State::Complete { .. } => (TaskStatus::Complete, 100, None),
+            State::Failed {
+                error, progress, ..
+            } => (TaskStatus::Failed, progress, Some(bounded(error))),
+            // Never in `finished`; kept as it is should it ever be.
+            State::Running { .. } => {
+                self.tasks.insert(task_id, task);
+                return;
+            }
+        };
+        let tombstone = Tombstone {
+            method: task.method,
+            rpc: task.rpc,
+            status,
+            progress,
+            error,
+        };
+        self.buried.push_back((finished_at, task_id.clone()));
+        self.tombstones.insert(task_id, tombstone);
+    }
+}
+
+impl State {
+    /// What the task is charged in the result budget.
+    fn charge(&self) -> usize {
+        match self {
+            State::Complete { charge, .. } | State::Failed { charge, .. } => *charge,
+            State::Running { .. } | State::Latest(_) => 0,
+        }
     }
 
-    fn finished(&self, task_id: &str, task: &Task) -> Result<Finished, Lookup> {
-        match &task.state {
-            State::Complete(finished) | State::Latest(Some(finished)) => Ok(finished.clone()),
-            State::Latest(None) => self
-                .latest
-                .clone()
-                .ok_or_else(|| Lookup::NotFound("no task has completed yet".to_string())),
-            State::Running => Err(Lookup::NotReady(format!("task {task_id} is still running"))),
-            State::Failed(error) => {
+    /// The outcome of a finished task, as [`TaskStore::finish`] reports it.
+    fn outcome(&self) -> Result<(), String> {
+        match self {
+            State::Failed { error, .. } => Err(error.clone()),
+            State::Running { .. } => Err("the task is still running".to_string()),
+            State::Complete { .. } | State::Latest(_) => Ok(()),
+        }
+    }
+
+    /// The result of the task `task_id` in this state.
+    fn finished(&self, task_id: &str) -> Result<Finished, Lookup> {
+        match self {
+            State::Complete { finished, .. } | State::Latest(finished) => Ok(finished.clone()),
+            State::Running { .. } => {
+                Err(Lookup::NotReady(format!("task {task_id} is still running")))
+            }
+            State::Failed { error, .. } => {
                 Err(Lookup::NotReady(format!("task {task_id} failed: {error}")))
             }
         }
     }
 }
 
-/// A new poll id: the orchestrator's task id (URL-safe characters only) for
-/// readability, this run's id, and a sequence number that makes it unique
-/// for the life of the process, e.g. `task_3f2a9c1d.k3f9.7`.
-fn poll_id(task_id: &str, run_id: &str, seq: u64) -> String {
-    let prefix: String = task_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .take(MAX_PREFIX)
-        .collect();
-    let prefix = if prefix.is_empty() { "task" } else { &prefix };
-    format!("{prefix}.{run_id}.{seq}")
-}
-
-/// Four base-36 characters from the start time and process id.
-fn run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let mut seed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
-    (0..4)
-        .map(|_| {
-            let digit = (seed % 36) as u32;
-            seed /= 36;
-            char::from_digit(digit, 36).unwrap_or('0')
-        })
-        .collect()
+/// `error`, cut to at most [`MAX_TOMBSTONE_ERROR`] bytes (on a character
+/// boundary, with `…` when cut).
+fn bounded(mut error: String) -> String {
+    if error.len() > MAX_TOMBSTONE_ERROR {
+        let mut end = MAX_TOMBSTONE_ERROR - '…'.len_utf8();
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        error.truncate(end);
+        error.push('…');
+    }
+    error
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Starts a task of `method` (served by the rpc of the same name) and
-    /// returns its poll id.
-    fn started(store: &TaskStore, task_id: &str, method: &str) -> String {
-        let key = DedupeKey {
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn limits(retention: Duration) -> Limits {
+        Limits {
+            retention,
+            max_running: 1000,
+            max_stored_bytes: 1 << 30,
+            max_latest_records: MAX_LATEST_RECORDS,
+            max_tombstones: MAX_TOMBSTONES,
+        }
+    }
+
+    fn key(task_id: &str, method: &str) -> DedupeKey {
+        DedupeKey {
             workflow_id: "wf".to_string(),
             task_id: task_id.to_string(),
             method: method.to_string(),
-        };
-        match store.start(key, method, &CancellationToken::new()) {
+        }
+    }
+
+    /// Starts a task of `method` (served by the rpc of the same name) and
+    /// returns its poll id.
+    fn started(store: &TaskStore, task_id: &str, method: &str) -> String {
+        match store.start(key(task_id, method), method, &CancellationToken::new()) {
             Start::Started { task_id, .. } => task_id,
             Start::Joined(joined) => panic!("{task_id} joined running task {joined}"),
+            Start::Refused(refusal) => panic!("{task_id} refused: {refusal:?}"),
+        }
+    }
+
+    /// A result of `len` bytes served by `method`'s rpc.
+    fn encoded(method: &'static str, len: usize) -> Encoded {
+        Encoded {
+            rpc: method,
+            field: Bytes::from(vec![7; len]),
         }
     }
 
     /// Starts and completes a task of `method`.
     fn completed(store: &TaskStore, task_id: &str, method: &'static str) -> String {
         let id = started(store, task_id, method);
-        let result = Encoded {
-            rpc: method,
-            field: Bytes::from(id.clone().into_bytes()),
-        };
-        store.finish(&id, Ok(result));
+        store
+            .finish(&id, Ok(encoded(method, 10)))
+            .expect("recorded as complete");
         id
     }
 
@@ -402,29 +726,66 @@ mod tests {
         Some(finished.task_id.to_string())
     }
 
+    fn not_found(lookup: Result<Finished, Lookup>) -> String {
+        match lookup {
+            Err(Lookup::NotFound(reason)) => reason,
+            Err(Lookup::NotReady(reason)) => panic!("not ready, not missing: {reason}"),
+            Ok(finished) => panic!("a result of {}", finished.task_id),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn finished_tasks_are_forgotten_after_the_retention_period() {
-        let store = TaskStore::new(Duration::from_secs(60), 100);
+    async fn results_stay_for_the_retention_period_then_leave_a_tombstone() {
+        let store = TaskStore::new(limits(Duration::from_secs(60)));
         let running = started(&store, "running", "Produce");
         let old = completed(&store, "old", "Produce");
         let failed = started(&store, "failed", "Produce");
-        store.finish(&failed, Err("disk full".to_string()));
+        let error = store.finish(&failed, Err("disk full".to_string()));
+        assert_eq!(error, Err("disk full".to_string()), "the recorded outcome");
         tokio::time::advance(Duration::from_secs(30)).await;
         let recent = completed(&store, "recent", "Produce");
 
         tokio::time::advance(Duration::from_secs(31)).await;
-        for id in [&old, &failed] {
-            assert!(store.view(id).is_none(), "{id} kept 61 s after it finished");
-        }
-        for id in [&running, &recent] {
-            assert!(store.view(id).is_some(), "{id} forgotten too early");
-        }
-
-        tokio::time::advance(Duration::from_secs(31)).await;
-        assert!(
-            store.view(&recent).is_none(),
-            "{recent} kept 61 s after it finished"
+        let view = store.view(&old).expect("a tombstone answers status");
+        assert_eq!(
+            (
+                view.status,
+                view.progress,
+                view.expired,
+                view.method.as_str()
+            ),
+            (TaskStatus::Complete, 100, true, "Produce")
         );
+        let gone = not_found(store.result(Some(&old), "Produce"));
+        assert!(gone.contains("expired"), "{gone}");
+        let gone = not_found(store.last_result(Some(&old)));
+        assert!(gone.contains("expired"), "{gone}");
+        let view = store.view(&failed).expect("a tombstone answers status");
+        assert_eq!(
+            (view.status, view.error.as_deref(), view.expired),
+            (TaskStatus::Failed, Some("disk full"), true)
+        );
+        match store.result(Some(&failed), "Produce") {
+            Err(Lookup::NotReady(reason)) => assert!(reason.contains("disk full"), "{reason}"),
+            _ => panic!("a failed task's tombstone is not ready"),
+        }
+        let other = not_found(store.result(Some(&old), "Other"));
+        assert!(other.contains("not a Other task"), "{other}");
+        for id in [&running, &recent] {
+            let view = store.view(id).expect("forgotten too early");
+            assert!(!view.expired, "{id} expired too early");
+        }
+        let result = store.result(Some(&recent), "Produce");
+        assert!(result.is_ok(), "{recent}'s result gone within retention");
+
+        // A tombstone lasts another retention period.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        for id in [&old, &failed] {
+            assert!(store.view(id).is_none(), "{id}'s tombstone kept too long");
+            let gone = not_found(store.last_result(Some(id)));
+            assert!(gone.contains("unknown"), "{gone}");
+        }
+        assert!(store.view(&recent).is_some_and(|view| view.expired));
         let view = store
             .view(&running)
             .expect("a running task is never forgotten");
@@ -442,49 +803,180 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn finished_tasks_beyond_the_count_limit_are_forgotten_oldest_first() {
-        let store = TaskStore::new(Duration::from_secs(3600), 2);
-        let running = started(&store, "running", "Produce");
-        let other = completed(&store, "other", "Other");
-        let first = completed(&store, "first", "Produce");
-        let second = completed(&store, "second", "Produce");
-        assert!(
-            store.view(&other).is_none(),
-            "{other} kept beyond the limit of 2"
-        );
-        for id in [&running, &first, &second] {
-            assert!(store.view(id).is_some(), "{id} forgotten, limit 2");
+    async fn no_finished_result_is_dropped_for_newer_ones() {
+        let store = TaskStore::new(limits(HOUR));
+        let ids: Vec<String> = (0..5000)
+            .map(|n| completed(&store, &format!("t{n}"), "Produce"))
+            .collect();
+        for n in 0..2000 {
+            assert!(store
+                .record_latest(&format!("last{n}"))
+                .is_ok_and(|id| id.is_some()));
         }
-        let third = completed(&store, "third", "Produce");
+        tokio::time::advance(HOUR - Duration::from_secs(1)).await;
+        for id in &ids {
+            let result = store.result(Some(id), "Produce");
+            assert!(result.is_ok(), "{id} lost within its retention");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_result_budget_refuses_new_work_and_frees_as_results_expire() {
+        let store = TaskStore::new(Limits {
+            max_stored_bytes: 1000,
+            ..limits(Duration::from_secs(60))
+        });
+        let held = started(&store, "held", "Produce");
+        let big = started(&store, "big", "Produce");
+        store
+            .finish(&big, Ok(encoded("Produce", 2000)))
+            .expect("complete");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        let Start::Refused(refusal) =
+            store.start(key("new", "Produce"), "Produce", &CancellationToken::new())
+        else {
+            panic!("started beyond the result budget");
+        };
+        assert_eq!(refusal.kind, Overload::Full);
+        assert_eq!(refusal.retry_after, 40, "{refusal:?}");
         assert!(
-            store.view(&first).is_none(),
-            "{first} kept beyond the limit of 2"
+            refusal.detail.contains("MAX_RESULT_STORE_BYTES=1000"),
+            "{refusal:?}"
         );
         assert!(
-            store.view(&running).is_some(),
-            "running task {running} forgotten"
+            matches!(
+                store.start(key("held", "Produce"), "Produce", &CancellationToken::new()),
+                Start::Joined(id) if id == held
+            ),
+            "a repeat of a running task is joined, never refused"
         );
-        assert_eq!(
-            latest(&store, "Other"),
-            Some(other),
-            "Other's latest result"
+        assert!(
+            store.record_latest("last").is_ok_and(|id| id.is_some()),
+            "GetLastResult holds no result: not refused by the budget"
         );
-        assert_eq!(
-            latest(&store, "Produce"),
-            Some(third),
-            "Produce's latest result"
+        assert!(store.result(Some(&big), "Produce").is_ok(), "kept");
+        store
+            .finish(&held, Ok(encoded("Produce", 1)))
+            .expect("a running task completes beyond the budget");
+
+        tokio::time::advance(Duration::from_secs(41)).await;
+        assert!(store.view(&big).is_some_and(|view| view.expired));
+        started(&store, "new", "Produce");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn get_last_result_records_cost_no_budget_and_evict_nothing() {
+        let store = TaskStore::new(Limits {
+            max_stored_bytes: RECORD_BYTES + 10,
+            max_latest_records: 3,
+            ..limits(Duration::from_secs(60))
+        });
+        assert!(
+            matches!(store.record_latest("early"), Ok(None)),
+            "no result yet: nothing to point at"
         );
+        let produced = started(&store, "p", "Produce");
+        store
+            .finish(&produced, Ok(encoded("Produce", 9)))
+            .expect("ok");
+        let records: Vec<String> = (0..3)
+            .map(|n| {
+                store
+                    .record_latest(&format!("last{n}"))
+                    .expect("room for three")
+                    .expect("a result to point at")
+            })
+            .collect();
+        let refused = store.record_latest("one more").expect_err("a fourth");
+        assert_eq!(refused.kind, Overload::Full, "{refused:?}");
+        for id in &records {
+            let last = store.last_result(Some(id)).ok().map(|f| f.task_id);
+            assert_eq!(last.as_deref(), Some(produced.as_str()), "{id}");
+        }
+        assert!(store.result(Some(&produced), "Produce").is_ok());
+        started(&store, "q", "Produce");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn running_tasks_beyond_the_limit_are_refused_until_one_finishes() {
+        let store = TaskStore::new(Limits {
+            max_running: 2,
+            ..limits(HOUR)
+        });
+        let first = started(&store, "a", "Produce");
+        started(&store, "b", "Produce");
+        let Start::Refused(refusal) =
+            store.start(key("c", "Produce"), "Produce", &CancellationToken::new())
+        else {
+            panic!("a third task started beyond the limit of 2");
+        };
+        assert_eq!((refusal.kind, refusal.retry_after), (Overload::Running, 5));
+        assert!(refusal.detail.contains("MAX_RUNNING_TASKS"), "{refusal:?}");
+        assert!(matches!(
+            store.start(key("a", "Produce"), "Produce", &CancellationToken::new()),
+            Start::Joined(id) if id == first
+        ));
+        store.finish(&first, Err("stopped".to_string())).ok();
+        started(&store, "c", "Produce");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tombstones_are_bounded_in_count_oldest_first() {
+        let store = TaskStore::new(Limits {
+            max_tombstones: 2,
+            ..limits(Duration::from_secs(10))
+        });
+        let ids: Vec<String> = (0..4)
+            .map(|n| completed(&store, &format!("t{n}"), "Produce"))
+            .collect();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let kept: Vec<bool> = ids.iter().map(|id| store.view(id).is_some()).collect();
+        assert_eq!(kept, [false, false, true, true]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finished_tasks_keep_none_of_the_orchestrators_ids() {
+        let store = TaskStore::new(limits(Duration::from_secs(10)));
+        let workflow = "w".repeat(200);
+        let task = format!("task_{}", "t".repeat(200));
+        let Start::Started { task_id, .. } = store.start(
+            DedupeKey {
+                workflow_id: workflow.clone(),
+                task_id: task.clone(),
+                method: "Produce".to_string(),
+            },
+            "Produce",
+            &CancellationToken::new(),
+        ) else {
+            panic!("not started");
+        };
+        assert!(task_id.len() <= 128, "{task_id}");
+        store
+            .finish(&task_id, Err(format!("failed: {}", "e".repeat(5000))))
+            .ok();
+        {
+            let inner = store.lock();
+            assert!(inner.running.is_empty(), "the dedupe key outlived the task");
+            let task = inner.tasks.get(&task_id).expect("kept");
+            assert!(!matches!(task.state, State::Running { .. }));
+        }
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let inner = store.lock();
+        assert!(inner.tasks.is_empty() && inner.stored_bytes == 0);
+        let tombstone = inner.tombstones.get(&task_id).expect("a tombstone");
+        let error = tombstone.error.as_deref().unwrap_or_default();
+        assert!(error.len() <= MAX_TOMBSTONE_ERROR && error.ends_with('…'));
+        for kept in [&tombstone.method, &tombstone.rpc] {
+            assert!(!kept.contains(&workflow) && !kept.contains(&task), "{kept}");
+        }
     }
 
     #[test]
-    fn poll_ids_are_url_safe_bounded_and_keep_the_task_id() {
-        assert_eq!(poll_id("task_3f2a9c1d", "k3f9", 7), "task_3f2a9c1d.k3f9.7");
-        assert_eq!(poll_id("a/b c?", "k3f9", 1), "abc.k3f9.1");
-        assert_eq!(poll_id("//", "k3f9", 2), "task.k3f9.2");
-        let long = poll_id(&"x".repeat(500), &run_id(), u64::MAX);
-        assert!(long.len() <= 128, "{} chars", long.len());
-        assert!(long
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
+    fn a_second_outcome_changes_nothing_and_gets_the_first_back() {
+        let store = TaskStore::new(limits(HOUR));
+        let id = completed(&store, "t", "Produce");
+        assert_eq!(store.finish(&id, Err("late".to_string())), Ok(()));
+        let view = store.view(&id).expect("kept");
+        assert_eq!((view.status, view.error), (TaskStatus::Complete, None));
     }
 }

@@ -16,7 +16,9 @@
 //!
 //! Every helper panics with a message naming what went wrong: it is meant
 //! for tests, where a panic is a failure report. Every wait is bounded by
-//! [`WAIT`].
+//! [`WAIT`]. When the service has a key (`SERVICE_API_KEY`), the helpers
+//! send it as the orchestrator and consumers do, on both ports; only
+//! [`TestService::http`] sends exactly the headers it is given.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +47,8 @@ pub struct TestService {
     grpc_service: &'static str,
     method_names: Vec<String>,
     next_task: AtomicU64,
+    /// `Bearer <key>`, when the service has a key.
+    bearer: Option<String>,
 }
 
 impl TestService {
@@ -57,6 +61,10 @@ impl TestService {
     /// loopback ones) and the methods of `methods`.
     pub async fn start_with<D: Definition>(config: Config, methods: Methods<D>) -> TestService {
         let method_names = methods.names().map(str::to_string).collect();
+        let bearer = config
+            .api_key
+            .as_deref()
+            .map(|key| format!("Bearer {}", key.trim()));
         let config = Config {
             host: [127, 0, 0, 1].into(),
             http_port: Some(0),
@@ -72,6 +80,7 @@ impl TestService {
             grpc_service: D::GRPC_SERVICE,
             method_names,
             next_task: AtomicU64::new(1),
+            bearer,
         }
     }
 
@@ -137,15 +146,20 @@ impl TestService {
         (status, value)
     }
 
-    /// POSTs `body` as JSON to `path`.
+    /// POSTs `body` as JSON to `path`, with the key when there is one.
     pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        self.http(
-            Method::POST,
-            path,
-            Some(&body.to_string()),
-            &[("content-type", "application/json")],
-        )
-        .await
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend(self.authorization());
+        self.http(Method::POST, path, Some(&body.to_string()), &headers)
+            .await
+    }
+
+    /// The `authorization` header the orchestrator sends, when the
+    /// service has a key.
+    fn authorization(&self) -> Option<(&'static str, &str)> {
+        self.bearer
+            .as_deref()
+            .map(|bearer| ("authorization", bearer))
     }
 
     /// Starts `method` the way the orchestrator does (a fresh task id, no
@@ -180,13 +194,15 @@ impl TestService {
     /// `GET /control/status/{poll_id}`.
     pub async fn status(&self, poll_id: &str) -> (StatusCode, Value) {
         let path = format!("/control/status/{poll_id}");
-        self.http(Method::GET, &path, None, &[]).await
+        let headers: Vec<_> = self.authorization().into_iter().collect();
+        self.http(Method::GET, &path, None, &headers).await
     }
 
     /// `GET /control/output/{poll_id}`.
     pub async fn output(&self, poll_id: &str) -> (StatusCode, Value) {
         let path = format!("/control/output/{poll_id}");
-        self.http(Method::GET, &path, None, &[]).await
+        let headers: Vec<_> = self.authorization().into_iter().collect();
+        self.http(Method::GET, &path, None, &headers).await
     }
 
     /// The output reference of a complete task (what the orchestrator
@@ -272,7 +288,8 @@ impl TestService {
     }
 
     /// Calls `rpc` with an empty request, with `x-task-id` when `poll_id`
-    /// is given (without it the service answers with its latest result).
+    /// is given (without it the service answers with its latest result),
+    /// and with the key when the service has one.
     pub async fn call<M>(&self, rpc: &str, poll_id: Option<&str>) -> Result<M, tonic::Status>
     where
         M: prost::Message + Default + Send + 'static,
@@ -284,10 +301,16 @@ impl TestService {
         grpc.ready()
             .await
             .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
-        let request = match poll_id {
+        let mut request = match poll_id {
             Some(poll_id) => with_task_id((), poll_id),
             None => tonic::Request::new(()),
         };
+        if let Some(bearer) = &self.bearer {
+            let value = bearer
+                .parse()
+                .unwrap_or_else(|_| panic!("SERVICE_API_KEY is not printable ASCII"));
+            request.metadata_mut().insert("authorization", value);
+        }
         let codec = tonic_prost::ProstCodec::<(), M>::default();
         let call = grpc.unary(request, path, codec);
         tokio::time::timeout(WAIT, call)

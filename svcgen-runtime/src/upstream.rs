@@ -6,17 +6,22 @@
 //! the rpc from the protos the project compiled, keeps one channel per
 //! upstream address, streams large results from svcgen producers, retries
 //! while the upstream is unavailable and sends the headers the upstream
-//! expects. [`connect`] and [`request`] are the building blocks for
-//! calling a generated client by hand:
+//! expects. [`connect`] and
+//! [`TaskContext::upstream_request`](crate::TaskContext::upstream_request)
+//! are the building blocks for calling a generated client by hand:
 //!
 //! ```ignore
 //! let input = &ctx.inputs()[0];
 //! let channel = svcgen_runtime::upstream::connect(input).await?;
 //! let mut client = ProducerClient::new(channel)
 //!     .max_decoding_message_size(ctx.max_message_bytes());
-//! let request = svcgen_runtime::upstream::request(ProduceRequest::default(), input)?;
+//! let request = ctx.upstream_request(ProduceRequest::default(), input)?;
 //! let produced = client.produce(request).await?.into_inner();
 //! ```
+//!
+//! ([`request`] builds the same request without the service's
+//! `SERVICE_API_KEY`: enough for upstreams without a key, or with
+//! `DATA_PORT_AUTH=off`.)
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -89,7 +94,9 @@ pub async fn connect(input: &DataReference) -> Result<Channel, HandlerError> {
 
 /// Wraps `message` in a request for the upstream task `input` names: its
 /// `metadata.task_id` is sent as the `x-task-id` header, so the upstream
-/// answers with exactly that task's result.
+/// answers with exactly that task's result. It carries no key: an upstream
+/// whose data port requires one needs
+/// [`TaskContext::upstream_request`](crate::TaskContext::upstream_request).
 pub fn request<T>(message: T, input: &DataReference) -> Result<tonic::Request<T>, HandlerError> {
     let mut request = tonic::Request::new(message);
     if let Some(task_id) = input.task_id() {
@@ -288,6 +295,21 @@ impl Upstreams {
         answer
     }
 
+    /// `message` in a request for the upstream task `input` names, with
+    /// the metadata of a fetch (see [`TaskContext::upstream_request`](crate::TaskContext::upstream_request)).
+    pub(crate) fn request<T>(
+        &self,
+        message: T,
+        input: &DataReference,
+    ) -> Result<tonic::Request<T>, HandlerError> {
+        let metadata = self.metadata(input)?;
+        Ok(tonic::Request::from_parts(
+            metadata,
+            Default::default(),
+            message,
+        ))
+    }
+
     /// The request metadata of a fetch: `x-task-id` when the input names
     /// the upstream task, the bearer key when one is configured.
     fn metadata(&self, input: &DataReference) -> Result<MetadataMap, HandlerError> {
@@ -428,6 +450,18 @@ impl Upstreams {
                          upstream's, for results this large)",
                         self.max_message_bytes
                     ));
+                }
+                if status.code() == Code::Unauthenticated {
+                    error.push_str(match self.api_key {
+                        Some(_) => {
+                            " (the upstream does not accept this service's SERVICE_API_KEY: \
+                             the services of a workflow share one key)"
+                        }
+                        None => {
+                            " (this service has no SERVICE_API_KEY to send: give it the \
+                             upstream's key)"
+                        }
+                    });
                 }
                 HandlerError::new(error)
             }

@@ -392,3 +392,114 @@ async fn a_task_with_several_inputs_fetches_each_as_its_own_type() {
     consumer.stop().await;
     producer.stop().await;
 }
+
+/// A service of `D` with the key `key` (and `config`'s other settings).
+async fn keyed<D: Definition>(key: Option<&str>, config: Config) -> TestService {
+    let config = Config {
+        api_key: key.map(str::to_string),
+        ..config
+    };
+    TestService::start_with::<D>(config, D::methods()).await
+}
+
+#[tokio::test]
+async fn services_sharing_a_key_chain_with_data_port_auth_on() {
+    let key = Some("workflow-key");
+    let producer = keyed::<Fixture>(key, Config::default()).await;
+    let id = producer
+        .run_to_completion(RPC, json!({"value": "first"}))
+        .await;
+    let first = producer.output_reference(&id).await;
+    // Streamed, unary (`UPSTREAM_STREAMING=off`) and from the
+    // `GetLastResult` envelope (always unary): each carries the key.
+    let streaming = keyed::<Consumer>(key, Config::default()).await;
+    let unary_only = keyed::<Consumer>(
+        key,
+        Config {
+            upstream_streaming: false,
+            ..Config::default()
+        },
+    )
+    .await;
+    let envelope = DataReference {
+        format: "produce_output".to_string(),
+        ..first.clone()
+    };
+    for (consumer, input) in [
+        (&streaming, &first),
+        (&unary_only, &first),
+        (&streaming, &envelope),
+    ] {
+        let fetched = values(consumer, CONSUME, std::slice::from_ref(input)).await;
+        assert_eq!(fetched, ["first"], "{}", input.format);
+    }
+    // And one step further: a consumer of the consumer.
+    let (id, done) = run(&streaming, CONSUME, &[first]).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let consumed = streaming.output_reference(&id).await;
+    let second = producer
+        .run_to_completion(RPC, json!({"value": "second"}))
+        .await;
+    let second = producer.output_reference(&second).await;
+    assert_eq!(
+        values(&unary_only, MERGE, &[second, consumed]).await,
+        ["second", "first"]
+    );
+    unary_only.stop().await;
+    streaming.stop().await;
+    producer.stop().await;
+}
+
+#[tokio::test]
+async fn a_consumer_without_the_producers_key_fails_at_once_saying_so() {
+    let producer = keyed::<Fixture>(Some("workflow-key"), Config::default()).await;
+    let id = producer
+        .run_to_completion(RPC, json!({"value": "first"}))
+        .await;
+    let first = producer.output_reference(&id).await;
+    let expected = format!(
+        "fetching fixture.v1.Fixture/Produce from {} failed: UNAUTHENTICATED: \
+         missing or invalid bearer token: send the metadata authorization: Bearer \
+         <SERVICE_API_KEY> ",
+        first.uri
+    );
+    for (key, streaming, hint) in [
+        (
+            Some("another-key"),
+            true,
+            "(the upstream does not accept this service's SERVICE_API_KEY: \
+             the services of a workflow share one key)",
+        ),
+        (
+            Some("another-key"),
+            false,
+            "(the upstream does not accept this service's SERVICE_API_KEY: \
+             the services of a workflow share one key)",
+        ),
+        (
+            None,
+            true,
+            "(this service has no SERVICE_API_KEY to send: give it the upstream's key)",
+        ),
+    ] {
+        let config = Config {
+            upstream_streaming: streaming,
+            upstream_timeout: Duration::from_secs(30),
+            ..Config::default()
+        };
+        let consumer = keyed::<Consumer>(key, config).await;
+        let started = Instant::now();
+        let error = failure(&consumer, CONSUME, std::slice::from_ref(&first)).await;
+        assert!(
+            error.starts_with(&expected) && error.ends_with(hint) && !error.contains('\n'),
+            "{key:?}, streaming {streaming}: {error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not retried as if unavailable: {:?}",
+            started.elapsed()
+        );
+        consumer.stop().await;
+    }
+    producer.stop().await;
+}

@@ -226,52 +226,53 @@ async fn a_running_task_of_another_method_is_not_found_over_grpc() {
 }
 
 #[tokio::test]
-async fn get_last_result_on_execute_completes_at_once_with_its_own_poll_id() {
+async fn get_last_result_on_execute_fails_before_any_result_then_pins_the_latest() {
     let h = Harness::start().await;
     let early = h
         .execute_as("wf-1", "last", "GetLastResult", json!({}))
         .await;
+    assert_eq!(early["status"], "failed", "no result exists yet: {early}");
+    assert!(early.get("task_id").is_none(), "{early}");
+    let error = early["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no task has completed yet"), "{early}");
+
+    let first = h.run_to_completion(PROBE, json!({})).await;
+    let pinned = h
+        .execute_as("wf-1", "last", "GetLastResult", json!({}))
+        .await;
+    assert_eq!(pinned["status"], "complete", "{pinned}");
+    let pinned_id = poll_id(&pinned);
+    assert_eq!(pinned["output"]["format"], "GetLastResult", "{pinned}");
     assert_eq!(
-        early["status"], "complete",
-        "complete even with no result yet: {early}"
+        pinned["output"]["metadata"]["task_id"],
+        pinned_id.as_str(),
+        "{pinned}"
     );
-    let early_id = poll_id(&early);
-    assert_eq!(early["output"]["format"], "GetLastResult", "{early}");
+    let (status, body) = h.status(&pinned_id).await;
     assert_eq!(
-        early["output"]["metadata"]["task_id"],
-        early_id.as_str(),
-        "{early}"
-    );
-    let (status, body) = h.status(&early_id).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (StatusCode::OK, Some("complete")),
+        (status, body["status"].as_str(), body["method"].as_str()),
+        (StatusCode::OK, Some("complete"), Some("GetLastResult")),
         "{body}"
     );
     let again = poll_id(
         &h.execute_as("wf-2", "last", "GetLastResult", json!({}))
             .await,
     );
-    assert_ne!(early_id, again, "every execute mints its own poll id");
-    let empty = h.fetch::<LastResult>("GetLastResult", &early_id).await;
-    let empty = empty.expect_err("no result exists yet");
-    assert_eq!(empty.code(), Code::NotFound, "{empty:?}");
+    assert_ne!(pinned_id, again, "every execute mints its own poll id");
 
-    let done = h.run_to_completion(PROBE, json!({})).await;
-    let resolved = h
-        .fetch::<LastResult>("GetLastResult", &early_id)
+    let second = h.run_to_completion(PROBE, json!({})).await;
+    let last = h
+        .fetch::<LastResult>("GetLastResult", &pinned_id)
         .await
-        .expect("an early GetLastResult resolves when fetched");
-    assert_eq!(resolved.task_id, done, "{resolved:?}");
-    let pinned = poll_id(
-        &h.execute_as("wf-1", "last", "GetLastResult", json!({}))
-            .await,
-    );
+        .expect("the pinned result");
+    assert_eq!(last.task_id, first, "pinned when executed: {last:?}");
     let typed = h
-        .fetch::<ProduceResponse>(RPC, &pinned)
+        .fetch::<ProduceResponse>(RPC, &pinned_id)
         .await
         .expect("the method's rpc serves a GetLastResult poll id too");
-    assert_eq!(typed.value, done, "{typed:?}");
+    assert_eq!(typed.value, first, "{typed:?}");
+    let latest = h.call::<LastResult>("GetLastResult", None).await;
+    assert_eq!(latest.expect("the latest").task_id, second);
     h.stop().await;
 }
 

@@ -200,7 +200,7 @@ pub fn write(root: &Path, path: &str, contents: &str) {
     fs::write(target, contents).unwrap_or_else(|e| panic!("write {path}: {e}"));
 }
 
-/// SHA-256 (hex) of `text` with CRLF turned into LF, as DESIGN §5 specifies.
+/// SHA-256 (hex) of `text` with CRLF turned into LF, as svcgen.toml records it.
 pub fn sha256_lf(text: &str) -> String {
     Sha256::digest(text.replace("\r\n", "\n").as_bytes())
         .iter()

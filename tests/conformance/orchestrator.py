@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Conformance driver: talks to a generated service the way the reference
-orchestrator does (DESIGN.md sections 2 and 3), then checks the gRPC side.
+orchestrator does (the contract in svcgen-runtime/docs/contract.md), then checks the gRPC side.
 
 The control client and its pydantic models mirror the AI-Effect workflow
 orchestrator (IRESI-EU/ai-effect-wp3):
@@ -14,13 +14,13 @@ orchestrator (IRESI-EU/ai-effect-wp3):
   orchestrator/src/models/data_reference.py    DataReference (frozen, Protocol
       enum, validators for uri/size_bytes/checksum/uri-per-protocol)
 On top of what the orchestrator validates, this driver is stricter where
-DESIGN.md is (integer progress 0..100 that never decreases, running carries a
+the contract is (integer progress 0..100 that never decreases, running carries a
 URL-safe task_id, error bodies are {"detail": ...}).
 
 One divergence is deliberate and reported: the indexed orchestrator versions
 type DataReference.format as an enum (json|csv|parquet|protobuf|binary|xml),
-while DESIGN.md makes `format` the method name. By default `format` is a
-string here (DESIGN.md); --orchestrator-format-enum makes the enum a check.
+while the contract makes `format` the method name. By default `format` is a
+string here (the contract); --orchestrator-format-enum makes the enum a check.
 
 Usage:
   python3 orchestrator.py --base-url http://127.0.0.1:8080 --method TrainModel \
@@ -155,7 +155,7 @@ class OrchestratorDataReference(_DataReferenceBase):
 
 
 class DataReference(_DataReferenceBase):
-    """DESIGN.md §2: `format` is a string (the method name for grpc outputs)."""
+    """contract: `format` is a string (the method name for grpc outputs)."""
 
     format: str
 
@@ -224,7 +224,7 @@ OrchExecuteResponse, OrchStatusResponse, OrchOutputResponse = _response_models(
 )
 
 
-# Stricter layer (DESIGN.md §2), applied to the raw JSON after the above.
+# Stricter layer (the contract), applied to the raw JSON after the above.
 class StrictStatus(BaseModel):
     model_config = ConfigDict(strict=True)
     status: Literal["running", "complete", "failed"]
@@ -516,7 +516,7 @@ def run(args: argparse.Namespace, rep: Report) -> None:
         rep.check(orch_ok, "output accepted by the orchestrator's DataReference (Format enum)", orch_err)
     elif not orch_ok:
         rep.note(f"the indexed orchestrator DataReference (format: Format enum) would reject "
-                 f"format={output.format!r}: {orch_err}; DESIGN.md makes format the method name")
+                 f"format={output.format!r}: {orch_err}; the contract makes format the method name")
 
     hp = _split_hostport(output.uri)
     rep.check(output.protocol == Protocol.GRPC, "output.protocol == 'grpc'", output.protocol.value)
@@ -553,7 +553,7 @@ def run(args: argparse.Namespace, rep: Report) -> None:
     # 6. gRPC
     grpc_checks(rep, args, method, poll_id, output, run_tag)
 
-    # DESIGN.md §3: GetLastResult is also a built-in quick method on /control/execute.
+    # contract: GetLastResult is also a built-in quick method on /control/execute.
     try:
         glr, _ = cc.execute(ExecuteRequest(method="GetLastResult", workflow_id=workflow_id,
                                            task_id=f"task_glr{run_tag}"))
@@ -562,7 +562,7 @@ def run(args: argparse.Namespace, rep: Report) -> None:
     except ControlClientError as e:
         rep.check(False, "execute GetLastResult", str(e))
 
-    # DESIGN.md §2: input fields stay strings, parameters and unknown fields are accepted.
+    # contract: input fields stay strings, parameters and unknown fields are accepted.
     loose = body | {"task_id": f"task_loose{run_tag}", "parameters": {"epochs": 1}, "unknown_field": True,
                     "inputs": [{"protocol": "villas", "uri": "villas://node/signal", "format": "Produce",
                                 "schema_uri": None, "size_bytes": None, "checksum": None,
@@ -635,6 +635,14 @@ def grpc_target(rep: Report, args: argparse.Namespace, output: DataReference) ->
     return output.uri
 
 
+def data_auth(args, *pairs: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    """Call metadata: `pairs`, plus the bearer key when one is configured
+    (a key protects the data port as well as the control port)."""
+    if args.api_key:
+        pairs = pairs + (("authorization", f"Bearer {args.api_key}"),)
+    return pairs
+
+
 def grpc_checks(rep: Report, args, method: str, poll_id: str, output: DataReference, run_tag: str) -> None:
     import grpc
     from google.protobuf import message_factory
@@ -683,7 +691,7 @@ def grpc_checks(rep: Report, args, method: str, poll_id: str, output: DataRefere
 
         by_id = None
         try:
-            by_id = call(Req(), metadata=(("x-task-id", poll_id),), timeout=GRPC_CALL_TIMEOUT)
+            by_id = call(Req(), metadata=data_auth(args, ("x-task-id", poll_id)), timeout=GRPC_CALL_TIMEOUT)
             rep.check(isinstance(by_id, Resp), f"rpc {method} with x-task-id -> {method}Response",
                       type(by_id).__name__)
         except grpc.RpcError as e:
@@ -691,20 +699,21 @@ def grpc_checks(rep: Report, args, method: str, poll_id: str, output: DataRefere
 
         latest = None
         try:
-            latest = call(Req(), timeout=GRPC_CALL_TIMEOUT)
+            latest = call(Req(), metadata=data_auth(args), timeout=GRPC_CALL_TIMEOUT)
             rep.check(isinstance(latest, Resp), f"rpc {method} without x-task-id -> latest {method}Response")
         except grpc.RpcError as e:
             rep.check(False, f"rpc {method} without x-task-id", f"{e.code().name}: {e.details()}")
 
         try:
-            call(Req(), metadata=(("x-task-id", f"conf-unknown-{run_tag}"),), timeout=GRPC_CALL_TIMEOUT)
+            call(Req(), metadata=data_auth(args, ("x-task-id", f"conf-unknown-{run_tag}")),
+                 timeout=GRPC_CALL_TIMEOUT)
             rep.check(False, f"rpc {method} with unknown x-task-id -> NOT_FOUND", "call succeeded")
         except grpc.RpcError as e:
             rep.check(e.code() == grpc.StatusCode.NOT_FOUND, f"rpc {method} with unknown x-task-id -> NOT_FOUND",
                       f"{e.code().name}: {e.details()}")
 
         try:
-            lr = s.GetLastResult(GlrReq(), timeout=GRPC_CALL_TIMEOUT)
+            lr = s.GetLastResult(GlrReq(), metadata=data_auth(args), timeout=GRPC_CALL_TIMEOUT)
             case = lr.WhichOneof("result")
             payload = getattr(lr, case) if case else None
             rep.check(lr.task_id == poll_id and lr.method == method and case is not None
@@ -718,6 +727,14 @@ def grpc_checks(rep: Report, args, method: str, poll_id: str, output: DataRefere
         except grpc.RpcError as e:
             rep.check(False, "GetLastResult", f"{e.code().name}: {e.details()}")
 
+        if args.api_key:
+            try:
+                call(Req(), metadata=(("x-task-id", poll_id),), timeout=GRPC_CALL_TIMEOUT)
+                rep.check(False, f"rpc {method} without the key -> UNAUTHENTICATED", "call succeeded")
+            except grpc.RpcError as e:
+                rep.check(e.code() == grpc.StatusCode.UNAUTHENTICATED,
+                          f"rpc {method} without the key -> UNAUTHENTICATED", f"{e.code().name}: {e.details()}")
+
         try:
             h = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""),
                                                      timeout=GRPC_CALL_TIMEOUT)
@@ -728,7 +745,7 @@ def grpc_checks(rep: Report, args, method: str, poll_id: str, output: DataRefere
 
 
 def precondition_check(rep: Report, args, cc: ControlClient, method: str, poll_id: str) -> None:
-    """DESIGN.md §3: a still-running task's id -> FAILED_PRECONDITION (skipped if it finished meanwhile)."""
+    """contract: a still-running task's id -> FAILED_PRECONDITION (skipped if it finished meanwhile)."""
     if not _GRPC or not args._grpc_target:
         return
     import grpc
@@ -746,7 +763,7 @@ def precondition_check(rep: Report, args, cc: ControlClient, method: str, poll_i
     with grpc.insecure_channel(args._grpc_target) as ch:
         call = getattr(getattr(_GRPC["pb2_grpc"], f"{args.proto_service}Stub")(ch), method)
         try:
-            call(Req(), metadata=(("x-task-id", poll_id),), timeout=GRPC_CALL_TIMEOUT)
+            call(Req(), metadata=data_auth(args, ("x-task-id", poll_id)), timeout=GRPC_CALL_TIMEOUT)
             code = grpc.StatusCode.OK
         except grpc.RpcError as e:
             code = e.code()

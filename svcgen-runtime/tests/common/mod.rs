@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses part of it
 
 pub mod blob;
+pub mod client;
 
 use std::ops::Deref;
 use std::sync::{Arc, LazyLock};
@@ -233,7 +234,8 @@ async fn probe(ctx: TaskContext<State>, gate: Arc<Semaphore>) -> Result<Output, 
 }
 
 /// Fetches the `Produce` result its first input names from the service the
-/// input points at, with the input's `x-task-id`, and returns it as is.
+/// input points at, with the input's `x-task-id` (and the service's key,
+/// when it has one), and returns it as is.
 async fn chain(ctx: TaskContext<State>) -> Result<Output, HandlerError> {
     let input = ctx
         .inputs()
@@ -246,7 +248,7 @@ async fn chain(ctx: TaskContext<State>) -> Result<Output, HandlerError> {
     let path = format!("/{}/{RPC}", Fixture::GRPC_SERVICE);
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(path)
         .map_err(|err| HandlerError::new(err.to_string()))?;
-    let request = upstream::request((), input)?;
+    let request = ctx.upstream_request((), input)?;
     let codec = tonic_prost::ProstCodec::<(), ProduceResponse>::default();
     let response = grpc.unary(request, path, codec).await?.into_inner();
     Ok(Output::Produce(response))
@@ -292,6 +294,17 @@ pub async fn stream(
     rpc: &str,
     poll_id: Option<&str>,
 ) -> Result<Streamed, tonic::Status> {
+    stream_as(service, rpc, poll_id, None).await
+}
+
+/// [`stream`], with the metadata `authorization: <authorization>` when
+/// it is given.
+pub async fn stream_as(
+    service: &TestService,
+    rpc: &str,
+    poll_id: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<Streamed, tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(service.channel().await);
     grpc.ready()
         .await
@@ -299,10 +312,14 @@ pub async fn stream(
     let message = FetchRequest {
         rpc: rpc.to_string(),
     };
-    let request = match poll_id {
+    let mut request = match poll_id {
         Some(poll_id) => svcgen_runtime::testing::with_task_id(message, poll_id),
         None => tonic::Request::new(message),
     };
+    if let Some(authorization) = authorization {
+        let value = authorization.parse().expect("printable ASCII");
+        request.metadata_mut().insert("authorization", value);
+    }
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(FETCH_PATH);
     let codec = tonic_prost::ProstCodec::<FetchRequest, FetchResponse>::default();
     let read = async {
