@@ -19,7 +19,11 @@ pub(crate) struct App<D: Definition> {
     pub(crate) state: Arc<D::State>,
     /// `GRPC_HOST:port` put in output references (the bound port when 0 was asked).
     pub(crate) grpc_uri: String,
-    /// Cancelled when the service shuts down; every task's token is a child.
+    /// Cancelled when a shutdown begins: execute starts nothing from then
+    /// on (503), while running tasks get the grace period to finish.
+    pub(crate) draining: CancellationToken,
+    /// Cancelled when the grace period of a shutdown is over; every task's
+    /// token is a child.
     pub(crate) shutdown: CancellationToken,
     /// What `TaskContext::fetch` uses: the descriptor index and channels.
     pub(crate) upstreams: Arc<Upstreams>,

@@ -89,6 +89,14 @@ pub struct Config {
     /// default 1 GiB). The pieces of the stream are small; this bounds the
     /// whole, which is held in memory once.
     pub upstream_max_result_bytes: usize,
+    /// How long a shutdown lets running tasks finish
+    /// (`SHUTDOWN_GRACE_SECS`, default 10, [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE)):
+    /// from SIGINT/SIGTERM (or [`RunningService::shutdown`](crate::RunningService::shutdown)),
+    /// execute answers 503 while running tasks get this long to finish;
+    /// then their tokens are cancelled and they fail, and the servers close
+    /// open requests. The shutdown returns within this plus about a second,
+    /// whatever the handlers do (see [`crate::contract`], section 5).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -110,6 +118,7 @@ impl Default for Config {
             upstream_timeout: Duration::from_secs(30),
             upstream_streaming: true,
             upstream_max_result_bytes: 1024 * 1024 * 1024,
+            shutdown_grace: crate::shutdown::SHUTDOWN_GRACE,
         }
     }
 }
@@ -134,6 +143,7 @@ impl fmt::Debug for Config {
             .field("upstream_timeout", &self.upstream_timeout)
             .field("upstream_streaming", &self.upstream_streaming)
             .field("upstream_max_result_bytes", &self.upstream_max_result_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }
@@ -181,6 +191,9 @@ impl Config {
                 .unwrap_or(defaults.upstream_streaming),
             upstream_max_result_bytes: positive(&get, "UPSTREAM_MAX_RESULT_BYTES", BYTES)?
                 .unwrap_or(defaults.upstream_max_result_bytes),
+            shutdown_grace: positive(&get, "SHUTDOWN_GRACE_SECS", SECONDS)?
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.shutdown_grace),
         })
     }
 
@@ -319,6 +332,7 @@ mod tests {
             "CONTROL_MAX_BODY_BYTES",
             "UPSTREAM_TIMEOUT_SECS",
             "UPSTREAM_MAX_RESULT_BYTES",
+            "SHUTDOWN_GRACE_SECS",
         ] {
             let err =
                 Config::from_lookup(|key| (key == name).then(|| "0".to_string())).expect_err(name);
@@ -394,6 +408,15 @@ mod tests {
             err.to_string(),
             "UPSTREAM_STREAMING=\"2\" is not valid: expected on or off"
         );
+    }
+
+    #[test]
+    fn the_shutdown_grace_is_read_with_its_default() {
+        assert_eq!(Config::default().shutdown_grace, Duration::from_secs(10));
+        let config =
+            Config::from_lookup(|key| (key == "SHUTDOWN_GRACE_SECS").then(|| "3".to_string()))
+                .expect("a valid grace");
+        assert_eq!(config.shutdown_grace, Duration::from_secs(3));
     }
 
     #[test]

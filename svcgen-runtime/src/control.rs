@@ -22,6 +22,10 @@ use crate::tasks::{DedupeKey, Overload, Refusal, Start, TaskView};
 use crate::wire::{ExecuteRequest, ExecuteResponse, OutputResponse, StatusResponse, TaskStatus};
 use crate::GET_LAST_RESULT;
 
+/// The `Retry-After` of an execute refused during a shutdown, in seconds:
+/// by then another replica (or this one, restarted) takes the work.
+const SHUTTING_DOWN_RETRY_AFTER: u64 = 5;
+
 pub(crate) fn router<D: Definition>(app: Arc<App<D>>) -> Router {
     let body_limit = DefaultBodyLimit::max(app.config.max_body_bytes);
     let control = Router::new()
@@ -50,6 +54,13 @@ async fn execute<D: Definition>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ExecuteResponse>, ApiError> {
+    // A shutdown has begun: start nothing, whatever was asked.
+    if app.draining.is_cancelled() {
+        return Err(ApiError {
+            retry_after: Some(SHUTTING_DOWN_RETRY_AFTER),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+        });
+    }
     let body =
         body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
     let request = parse_execute(&headers, &body)?;

@@ -21,8 +21,12 @@
 //! - [`context`]: what a handler gets ([`TaskContext`]) and may return
 //!   ([`HandlerError`]); [`Progress`] for reporting from blocking threads.
 //! - [`config`]: [`Config`], read from the environment.
-//! - `server`: [`run`] binds both listeners and returns a [`RunningService`];
-//!   `shutdown` is the small type that stops both servers together.
+//! - `server`: [`run`] binds both listeners and returns a [`RunningService`],
+//!   whose shutdown drains tasks, then stops both servers together.
+//! - `shutdown`: what a shutdown is bounded by ([`SHUTDOWN_GRACE`], the
+//!   default of `SHUTDOWN_GRACE_SECS`), the SIGINT/SIGTERM listeners (a
+//!   second signal exits at once), and the watchdog that ends a process
+//!   a blocking task would hold after the shutdown.
 //! - `control`: the HTTP control interface (axum): execute, status,
 //!   output, health, `{"detail"}` errors.
 //! - `auth`: the bearer key (`SERVICE_API_KEY`) on both ports: a middleware

@@ -214,6 +214,7 @@ mod tests {
             store: Arc::new(TaskStore::new(Limits::of(&Config::default()))),
             state: Arc::new(()),
             grpc_uri: "tiny:50051".to_string(),
+            draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             upstreams: Arc::new(Upstreams::new(
                 DescriptorIndex::default(),
@@ -375,6 +376,55 @@ mod tests {
             line.contains("secret=hunter2 in a panic message") && line.contains(&task_id),
             "{line}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_that_ignores_the_shutdown_fails_its_task_when_the_service_cancels() {
+        let app = app();
+        let key = DedupeKey {
+            workflow_id: "wf".to_string(),
+            task_id: "Hang".to_string(),
+            method: "Hang".to_string(),
+        };
+        let Start::Started {
+            task_id,
+            progress,
+            cancel,
+        } = app.store.start(key, "Count", &app.shutdown)
+        else {
+            panic!("a fresh key joined a running task");
+        };
+        let ctx = TaskContext {
+            task_id: task_id.clone(),
+            workflow_id: "wf".to_string(),
+            method: "Hang".to_string(),
+            inputs: Vec::new(),
+            parameters: Map::new(),
+            state: app.state.clone(),
+            progress,
+            cancel: cancel.clone(),
+            max_message_bytes: 1024,
+            upstreams: app.upstreams.clone(),
+        };
+        let method = app.methods.get("Hang").expect("a method of Tiny").clone();
+        // A long method: no deadline, only the shutdown ends it.
+        let runner = spawn(app.clone(), &method, ctx, None);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(app.store.running(), 1);
+        app.shutdown.cancel();
+        let recorded = tokio::time::timeout(Duration::from_secs(1), runner)
+            .await
+            .expect("the runner stops at once")
+            .expect("the runner did not panic");
+        let error = "task was cancelled: the service is shutting down";
+        assert_eq!(recorded, Err(error.to_string()));
+        let view = app.store.view(&task_id).expect("the task is recorded");
+        assert_eq!(
+            (view.status, view.error.as_deref()),
+            (TaskStatus::Failed, Some(error))
+        );
+        assert!(cancel.is_cancelled());
+        assert_eq!(app.store.running(), 0);
     }
 
     #[tokio::test(start_paused = true)]

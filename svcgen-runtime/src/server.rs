@@ -5,11 +5,15 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 pub use crate::shutdown::SHUTDOWN_GRACE;
@@ -69,26 +73,40 @@ pub async fn run_with<D: Definition>(
 
     let grpc_host = config.grpc_host.as_deref().unwrap_or(D::DEFAULT_GRPC_HOST);
     let auth = config.auth_summary();
+    let grace = config.shutdown_grace;
+    let draining = CancellationToken::new();
     let shutdown = CancellationToken::new();
+    let stop_servers = CancellationToken::new();
     let store = Arc::new(TaskStore::new(Limits::of(&config)));
     let app = Arc::new(App {
         grpc_uri: format!("{grpc_host}:{}", grpc_addr.port()),
         upstreams: Arc::new(Upstreams::new(index, &config)),
-        store,
+        store: store.clone(),
         config,
         methods,
         state: Arc::new(state),
+        draining: draining.clone(),
         shutdown: shutdown.clone(),
     });
 
-    let http = tokio::spawn(serve_http(http_listener, app.clone(), shutdown.clone()));
-    let grpc = tokio::spawn(serve_grpc(grpc_listener, app, shutdown.clone()));
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(D::GRPC_SERVICE, ServingStatus::Serving)
+        .await;
+    let http = tokio::spawn(serve_http(http_listener, app.clone(), stop_servers.clone()));
+    let grpc = tokio::spawn(serve_grpc(grpc_listener, app, health, stop_servers.clone()));
     tracing::info!(%http_addr, %grpc_addr, "listening");
     tracing::info!("{auth}");
     Ok(RunningService {
         http_addr,
         grpc_addr,
+        grpc_service: D::GRPC_SERVICE,
+        grace,
+        health: health_reporter,
+        store,
+        draining,
         shutdown,
+        stop_servers,
         servers: vec![http, grpc],
     })
 }
@@ -97,7 +115,18 @@ pub async fn run_with<D: Definition>(
 pub struct RunningService {
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
+    /// The project's gRPC service, whose health turns `NOT_SERVING`.
+    grpc_service: &'static str,
+    /// `SHUTDOWN_GRACE_SECS`.
+    grace: Duration,
+    health: HealthReporter,
+    store: Arc<TaskStore>,
+    /// Cancelled when a shutdown begins (or a server fails).
+    draining: CancellationToken,
+    /// Cancelled when the grace period is over: cancels every task.
     shutdown: CancellationToken,
+    /// Cancelled when the servers are to stop.
+    stop_servers: CancellationToken,
     servers: Vec<JoinHandle<Result<(), String>>>,
 }
 
@@ -112,35 +141,115 @@ impl RunningService {
         self.grpc_addr
     }
 
-    /// Runs until SIGINT/SIGTERM (or a server fails), then shuts down.
+    /// Runs until SIGINT/SIGTERM (or a server fails), then shuts down
+    /// (see [`shutdown`](Self::shutdown)).
+    ///
+    /// A second SIGINT or SIGTERM during the shutdown ends the process at
+    /// once, with exit code 130 (SIGINT) or 143 (SIGTERM). Once the
+    /// shutdown is over this returns, and the process is given one second
+    /// to exit: `main` returning drops the tokio runtime, which waits for
+    /// every blocking thread, so a `spawn_blocking` job that ignores its
+    /// cancellation would hold the process for as long as it runs. Should
+    /// the process still be there after that second, it is ended with
+    /// `std::process::exit` (code 0 after a clean shutdown, 1 after a
+    /// server error), as a last resort. So do nothing slow in `main` after
+    /// this returns.
     pub async fn run_until_signal(self) -> Result<(), StartError> {
-        let shutdown = self.shutdown.clone();
+        let mut signals = shutdown::Signals::new();
+        let draining = self.draining.clone();
         tokio::select! {
-            () = shutdown::signal() => tracing::info!("shutdown signal received"),
-            () = shutdown.cancelled() => {}
+            signal = signals.recv() => tracing::info!(
+                signal = signal.name(),
+                grace_secs = self.grace.as_secs_f64(),
+                "shutdown signal received: draining (a second signal exits at once)"
+            ),
+            () = draining.cancelled() => {}
         }
-        self.shutdown().await
+        let result = tokio::select! {
+            result = self.shutdown() => result,
+            signal = signals.recv() => {
+                tracing::warn!(signal = signal.name(), "second signal received: exiting now");
+                std::process::exit(signal.exit_code());
+            }
+        };
+        shutdown::arm_exit_watchdog(if result.is_ok() { 0 } else { 1 });
+        result
     }
 
-    /// Stops accepting work, cancels running tasks, and waits for both
-    /// servers to finish their open requests, at most [`SHUTDOWN_GRACE`]:
-    /// long-lived streams (a health `Watch`) would otherwise hold it open.
+    /// Shuts the service down and returns within the grace period
+    /// (`SHUTDOWN_GRACE_SECS`, default [`SHUTDOWN_GRACE`]) plus about a
+    /// second, whatever the handlers do:
+    ///
+    /// 1. gRPC health turns `NOT_SERVING` (overall and the project's
+    ///    service) and execute answers 503 `shutting down`; status, output
+    ///    and the data rpcs keep answering;
+    /// 2. running tasks get the grace period to finish;
+    /// 3. those still running are cancelled and fail with "task was
+    ///    cancelled: the service is shutting down";
+    /// 4. both servers stop together, open requests and streams (a health
+    ///    `Watch`) being cut once the grace period plus a second has passed.
     pub async fn shutdown(self) -> Result<(), StartError> {
+        let started = Instant::now();
+        let deadline = started + self.grace;
+        // Tell health checkers first, so load balancers stop sending.
+        for service in ["", self.grpc_service] {
+            self.health
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
+        self.draining.cancel();
+        let running = self.store.running();
+        if running > 0 {
+            tracing::info!(
+                running,
+                "waiting up to {:?} for running tasks to finish",
+                self.grace
+            );
+        }
+        while self.store.running() > 0 && Instant::now() < deadline {
+            tokio::time::sleep_until(deadline.min(Instant::now() + shutdown::DRAIN_POLL)).await;
+        }
+        let left = self.store.running();
+        if left > 0 {
+            tracing::warn!(
+                running = left,
+                "tasks still running after the grace period: cancelling them"
+            );
+        }
         self.shutdown.cancel();
+        self.stop_servers.cancel();
+
+        // Both servers at once, within what is left of the grace period
+        // plus the margin.
+        let cut_off = deadline.max(Instant::now()) + shutdown::STOP_MARGIN;
         let mut result = Ok(());
-        for mut server in self.servers {
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(err))) => result = Err(StartError(err)),
-                Ok(Err(err)) => result = Err(StartError(format!("server task failed: {err}"))),
-                Err(_) => {
-                    tracing::warn!(
-                        "open connections outlived the shutdown grace period; closing them"
-                    );
+        let mut servers = self.servers;
+        let joined = tokio::time::timeout_at(cut_off, async {
+            let mut outcomes = Vec::new();
+            for server in &mut servers {
+                outcomes.push(server.await);
+            }
+            outcomes
+        })
+        .await;
+        match joined {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    match outcome {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => result = Err(StartError(err)),
+                        Err(err) => result = Err(StartError(format!("server task failed: {err}"))),
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::warn!("open connections outlived the shutdown grace period; closing them");
+                for server in &servers {
                     server.abort();
                 }
             }
         }
+        tracing::info!(took = ?started.elapsed(), "shut down");
         result
     }
 }
@@ -148,21 +257,28 @@ impl RunningService {
 async fn serve_http<D: Definition>(
     listener: TcpListener,
     app: Arc<App<D>>,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) -> Result<(), String> {
-    let stop = shutdown.clone();
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!("could not set TCP_NODELAY on a control connection: {err}");
+        }
+    });
+    let draining = app.draining.clone();
     let served = axum::serve(listener, control::router(app))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
         .map_err(|err| format!("HTTP control server failed: {err}"));
-    shutdown.cancel();
+    // Should the server stop by itself, the service shuts down.
+    draining.cancel();
     served
 }
 
 async fn serve_grpc<D: Definition>(
     listener: TcpListener,
     app: Arc<App<D>>,
-    shutdown: CancellationToken,
+    health: HealthServer<impl Health>,
+    stop: CancellationToken,
 ) -> Result<(), String> {
     let rpcs: Arc<[String]> = app.methods.rpcs().map(str::to_string).collect();
     let data = DataService::new(
@@ -178,10 +294,6 @@ async fn serve_grpc<D: Definition>(
         app.config.max_request_bytes,
     );
 
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_service_status(D::GRPC_SERVICE, ServingStatus::Serving)
-        .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(D::file_descriptor_set())
@@ -213,19 +325,15 @@ async fn serve_grpc<D: Definition>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let stop = shutdown.clone();
+    let draining = app.draining.clone();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = tonic::transport::Server::builder()
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-            stop.cancelled().await;
-            // Tell health watchers first, so load balancers stop sending.
-            health_reporter
-                .set_service_status(D::GRPC_SERVICE, ServingStatus::NotServing)
-                .await;
-        })
+        .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await
         .map_err(|err| format!("gRPC data server failed: {err}"));
-    shutdown.cancel();
+    // Should the server stop by itself, the service shuts down.
+    draining.cancel();
     served
 }
 

@@ -243,6 +243,11 @@ impl TaskStore {
         }
     }
 
+    /// How many tasks are running (what a shutdown waits for).
+    pub(crate) fn running(&self) -> usize {
+        self.lock().running.len()
+    }
+
     /// Joins the running task with `key`, or records a new one whose result
     /// `rpc` serves and whose cancellation is a child of `parent` (the
     /// service's shutdown), unless a limit refuses it. A join is never
