@@ -328,10 +328,10 @@ service DataGeneratorService {
 "#;
 
 /// The layout of the AI-Effect platform's use cases, in `parent`:
-/// `shared/proto/common.proto`, imported as `common.proto` by
+/// `common/proto/common.proto`, imported as `common.proto` by
 /// `services/data_generator/proto/data_generator.proto`.
 fn platform_producer(parent: &Path) {
-    write(parent, "shared/proto/common.proto", COMMON_PROTO);
+    write(parent, "common/proto/common.proto", COMMON_PROTO);
     write(
         parent,
         "services/data_generator/proto/data_generator.proto",
@@ -339,13 +339,13 @@ fn platform_producer(parent: &Path) {
     );
 }
 
-/// The data generator's proto and the shared folder, from a consumer made
+/// The data generator's proto and the folder of its common imports, from a consumer made
 /// in the same parent.
 const GENERATOR_PROTO: &str = "../services/data_generator/proto/data_generator.proto";
-const SHARED: &str = "../shared/proto";
+const COMMON_DIR: &str = "../common/proto";
 
 #[test]
-fn a_python_producer_needs_include_for_its_shared_imports() {
+fn a_python_producer_needs_include_for_its_common_imports() {
     let work = tempfile::tempdir().expect("temp dir");
     platform_producer(work.path());
     let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
@@ -376,7 +376,7 @@ fn a_python_producer_needs_include_for_its_shared_imports() {
     let before = tree(&consumer);
     let out = ok(
         &consumer,
-        &["add-upstream", GENERATOR_PROTO, "--include", SHARED],
+        &["add-upstream", GENERATOR_PROTO, "--include", COMMON_DIR],
     );
     let dir = "proto/upstream/data_generator";
     assert_eq!(
@@ -437,7 +437,7 @@ fn name_chooses_the_folder_and_the_module() {
             "add-upstream",
             "services/data_generator/proto/data_generator.proto",
             "--include",
-            "shared/proto",
+            "common/proto",
             "--name",
             "generator",
             "--path",
@@ -632,7 +632,7 @@ fn refuses_the_same_upstream_twice_or_a_name_taken() {
             "add-upstream",
             GENERATOR_PROTO,
             "--include",
-            SHARED,
+            COMMON_DIR,
             "--name",
             "producer",
         ],
@@ -642,7 +642,7 @@ fn refuses_the_same_upstream_twice_or_a_name_taken() {
     // Under its own name it goes in, beside the first.
     ok(
         &consumer,
-        &["add-upstream", GENERATOR_PROTO, "--include", SHARED],
+        &["add-upstream", GENERATOR_PROTO, "--include", COMMON_DIR],
     );
     assert_eq!(
         build_rs_upstreams(&consumer),
@@ -950,7 +950,7 @@ fn regenerated_files_with_two_upstreams_are_already_formatted() {
     ok(&consumer, &["add-upstream", PRODUCER_PROTO]);
     ok(
         &consumer,
-        &["add-upstream", GENERATOR_PROTO, "--include", SHARED],
+        &["add-upstream", GENERATOR_PROTO, "--include", COMMON_DIR],
     );
     assert_eq!(manifest_upstreams(&consumer).len(), 2);
     assert_rustfmt_clean(&consumer, &["build.rs", "src/svcgen.rs"]);
@@ -966,7 +966,7 @@ fn regenerated_files_with_two_upstreams_are_already_formatted() {
             "add-upstream",
             GENERATOR_PROTO,
             "--include",
-            SHARED,
+            COMMON_DIR,
             "--name",
             &second,
         ],
