@@ -94,11 +94,11 @@ fn plan(project: &Project, spec: &ServiceSpec, method: &MethodSpec, force: bool)
     let contents = regenerate::rendered(&files, &handler)?.to_string();
     steps.push(Step::write(handler.clone(), contents, None));
 
-    // Converting: the user-owned files the new layout adds, when missing.
+    // Converting: the user-owned tests the new layout adds, when missing
+    // (the other user-owned files the 0.1.0 layout had already).
     if converted {
         for file in files.iter().filter(|file| file.owner == Owner::User) {
-            let new_kind = file.path.starts_with("tests/");
-            if new_kind && file.path != handler && project.read(&file.path)?.is_none() {
+            if file.path.starts_with("tests/") && project.read(&file.path)?.is_none() {
                 steps.push(Step::write(file.path.clone(), file.contents.clone(), None));
             }
         }

@@ -23,10 +23,19 @@ pub struct Step {
 }
 
 impl Step {
+    /// Creates or replaces `path`, which holds `before` now.
     pub fn write(path: String, contents: String, before: Option<String>) -> Step {
         Step {
             change: Change::write(path, contents),
             before,
+        }
+    }
+
+    /// Deletes `path`, which holds `before` now.
+    pub fn delete(path: String, before: String) -> Step {
+        Step {
+            change: Change::delete(path),
+            before: Some(before),
         }
     }
 }
@@ -72,10 +81,7 @@ pub fn owned(project: &Project, files: &[RenderedFile], force: bool) -> Result<O
         if !recorded(project, path, &text) {
             edited.push((path.clone(), text.clone()));
         }
-        rewrites.push(Step {
-            change: Change::delete(path.clone()),
-            before: Some(text),
-        });
+        rewrites.push(Step::delete(path.clone(), text));
     }
     if !edited.is_empty() && !force {
         let names: Vec<&str> = edited.iter().map(|(path, _)| path.as_str()).collect();
@@ -116,6 +122,8 @@ fn recorded(project: &Project, path: &str, text: &str) -> bool {
     project.manifest.owned.get(path) == Some(&content_hash(text))
 }
 
+/// The contents `files` rendered for `path` (an internal error when the
+/// layout did not render it).
 pub fn rendered<'a>(files: &'a [RenderedFile], path: &str) -> Result<&'a str> {
     files
         .iter()

@@ -35,14 +35,7 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
     if !proto.is_file() {
         bail!("{shown} is not a file; pass the path of the upstream service's .proto");
     }
-    let dir = proto
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = proto
-        .file_name()
-        .and_then(|name| name.to_str())
-        .with_context(|| format!("{shown}: the file name is not UTF-8"))?;
+    let (dir, name) = folder_and_name(proto)?;
     let mut roots = vec![dir.to_path_buf()];
     roots.extend(includes.iter().cloned());
     for root in &roots[1..] {
@@ -50,15 +43,8 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
             bail!("--include {} is not a directory", root.display());
         }
     }
-    let mut compiler = protox::Compiler::new(&roots)
-        .with_context(|| format!("cannot use the import folders of {shown}"))?;
-    compiler.include_imports(true);
-    compiler.open_file(name).map_err(|err| {
-        anyhow::anyhow!(
-            "{shown} does not compile as a proto: {}; imports are resolved from its folder and each --include DIR",
-            one_line(&err.to_string())
-        )
-    })?;
+    let hint = "; imports are resolved from its folder and each --include DIR";
+    let compiler = compile(&roots, name, proto, hint)?;
 
     let set = compiler.file_descriptor_set();
     let main = set
@@ -117,16 +103,7 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
         let Some(descriptor) = set.file.iter().find(|file| file.name() == meta.name()) else {
             continue;
         };
-        let prefix = match descriptor.package() {
-            "" => String::new(),
-            package => format!("{package}."),
-        };
-        messages.extend(
-            descriptor
-                .message_type
-                .iter()
-                .map(|m| format!("{prefix}{}", m.name())),
-        );
+        messages.extend(qualified_messages(descriptor));
         // Files without a path are protox's built-in well-known types.
         let Some(path) = meta.path() else { continue };
         let text = std::fs::read_to_string(path)
@@ -148,34 +125,52 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
 
 /// The qualified names of the messages `proto` (and its imports) define.
 pub fn messages_of(proto: &Path) -> Result<Vec<String>> {
-    let dir = proto.parent().unwrap_or(Path::new("."));
+    let (dir, name) = folder_and_name(proto)?;
+    let compiler = compile(&[dir.to_path_buf()], name, proto, "")?;
+    let set = compiler.file_descriptor_set();
+    Ok(set.file.iter().flat_map(qualified_messages).collect())
+}
+
+/// The folder `proto` is in (its first import root) and its file name.
+fn folder_and_name(proto: &Path) -> Result<(&Path, &str)> {
+    let dir = proto
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = proto
         .file_name()
         .and_then(|name| name.to_str())
         .with_context(|| format!("{}: the file name is not UTF-8", proto.display()))?;
-    let mut compiler = protox::Compiler::new([dir])?;
+    Ok((dir, name))
+}
+
+/// Compiles `name` (`proto`, shown in errors followed by `hint`) with its
+/// imports resolved from `roots`.
+fn compile(roots: &[PathBuf], name: &str, proto: &Path, hint: &str) -> Result<protox::Compiler> {
+    let shown = proto.display();
+    let mut compiler = protox::Compiler::new(roots)
+        .with_context(|| format!("cannot use the import folders of {shown}"))?;
     compiler.include_imports(true);
     compiler.open_file(name).map_err(|err| {
         anyhow::anyhow!(
-            "{} does not compile as a proto: {}",
-            proto.display(),
+            "{shown} does not compile as a proto: {}{hint}",
             one_line(&err.to_string())
         )
     })?;
-    let set = compiler.file_descriptor_set();
-    Ok(set
-        .file
+    Ok(compiler)
+}
+
+/// `package.Message` for every top-level message of `file`.
+fn qualified_messages(
+    file: &protox::prost_reflect::prost_types::FileDescriptorProto,
+) -> impl Iterator<Item = String> + '_ {
+    let prefix = match file.package() {
+        "" => String::new(),
+        package => format!("{package}."),
+    };
+    file.message_type
         .iter()
-        .flat_map(|file| {
-            let prefix = match file.package() {
-                "" => String::new(),
-                package => format!("{package}."),
-            };
-            file.message_type
-                .iter()
-                .map(move |m| format!("{prefix}{}", m.name()))
-        })
-        .collect())
+        .map(move |m| format!("{prefix}{}", m.name()))
 }
 
 /// protox's multi-line diagnostics on one line.
