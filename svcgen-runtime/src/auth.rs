@@ -6,7 +6,7 @@
 //! (the project's proto), never a result.
 //!
 //! **The comparison** reveals neither where the first wrong byte is nor
-//! the key's length. The key is copied once, at start-up, into a zeroed
+//! the key's length. The key is copied at start-up into a zeroed
 //! buffer of [`MAX_API_KEY_BYTES`] (4096); the token a caller sends is
 //! copied into another, and the two buffers are compared whole with
 //! `subtle`, together with the two lengths. The time taken depends only on

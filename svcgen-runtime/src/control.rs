@@ -18,7 +18,7 @@ use crate::context::TaskContext;
 use crate::definition::{Definition, MethodKind};
 use crate::ids::{short, MAX_ID_BYTES};
 use crate::runner;
-use crate::tasks::{DedupeKey, Overload, Refusal, Start, TaskView};
+use crate::tasks::{unknown_task, DedupeKey, Overload, Refusal, Start, TaskView};
 use crate::wire::{ExecuteRequest, ExecuteResponse, OutputResponse, StatusResponse, TaskStatus};
 use crate::GET_LAST_RESULT;
 
@@ -184,15 +184,10 @@ fn find<D: Definition>(
 ) -> Result<(String, TaskView), ApiError> {
     let Path(task_id) =
         task_id.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
-    let view = app.store.view(&task_id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no task {} (unknown, or finished long enough ago to be forgotten)",
-                short(&task_id)
-            ),
-        )
-    })?;
+    let view = app
+        .store
+        .view(&task_id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, unknown_task(&task_id)))?;
     Ok((task_id, view))
 }
 

@@ -185,12 +185,20 @@ impl Reply {
 /// prost encodes it: fields in tag order, the oneof field as stored.
 fn last_result(finished: &Finished) -> Reply {
     let mut head = Vec::with_capacity(finished.task_id.len() + 32);
-    prost::encoding::string::encode(1, &finished.task_id.to_string(), &mut head);
-    prost::encoding::string::encode(2, &finished.method().to_string(), &mut head);
+    put_string(1, &finished.task_id, &mut head);
+    put_string(2, finished.method(), &mut head);
     Reply::LastResult {
         head,
         field: finished.result.field.clone(),
     }
+}
+
+/// A string field, encoded as `prost::encoding::string::encode` does,
+/// without a `String` to hold it.
+fn put_string(tag: u32, value: &str, buf: &mut Vec<u8>) {
+    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(value.len() as u64, buf);
+    buf.extend_from_slice(value.as_bytes());
 }
 
 /// The response message inside a stored oneof field: what follows the
@@ -229,6 +237,16 @@ fn lookup_status(lookup: Lookup) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_field_is_encoded_as_prost_encodes_it() {
+        for value in ["", "task_1.abc", &"é".repeat(100)] {
+            let (mut ours, mut prosts) = (Vec::new(), Vec::new());
+            put_string(2, value, &mut ours);
+            prost::encoding::string::encode(2, &value.to_string(), &mut prosts);
+            assert_eq!(ours, prosts, "{value:?}");
+        }
+    }
 
     #[test]
     fn the_response_message_is_what_follows_the_key_and_length() {

@@ -21,8 +21,10 @@
 //! - [`context`]: what a handler gets ([`TaskContext`]) and may return
 //!   ([`HandlerError`]); [`Progress`] for reporting from blocking threads.
 //! - [`config`]: [`Config`], read from the environment.
-//! - `server`: [`run`] binds both listeners and returns a [`RunningService`],
-//!   whose shutdown drains tasks, then stops both servers together.
+//! - `server`: [`run`] binds both listeners, serves the data rpcs beside
+//!   gRPC health and reflection, and returns a [`RunningService`], whose
+//!   shutdown drains tasks, then stops both servers together.
+//! - `app`: the state both servers share.
 //! - `shutdown`: what a shutdown is bounded by ([`SHUTDOWN_GRACE`], the
 //!   default of `SHUTDOWN_GRACE_SECS`), the SIGINT/SIGTERM listeners (a
 //!   second signal exits at once), and the watchdog that ends a process
@@ -39,8 +41,7 @@
 //! - `ids`: the limit on the orchestrator's ids, their shortened form in
 //!   log lines and error details, and the unguessable poll ids.
 //! - `data`: the gRPC data interface: every method's rpc and
-//!   `GetLastResult`, served from the stored results, plus health and
-//!   reflection.
+//!   `GetLastResult`, served from the stored results.
 //! - `stream`: the runtime's own streaming rpc beside it,
 //!   `svcgen.runtime.v1.Results/Fetch`: a result of any size in 1 MiB
 //!   slices of the stored bytes, and the client side that assembles them.
@@ -56,6 +57,7 @@
 //! - `descriptors`: the rpcs and messages of the service's own and upstream
 //!   protos, indexed at start-up: which rpc returns the type a handler
 //!   fetches.
+//! - `logging`: [`init_tracing`], the process's log output.
 //! - [`testing`]: a harness that starts a service on loopback ports and
 //!   drives it like the orchestrator, for end-to-end tests.
 //! - [`source`]: this crate's own files, which svcgen vendors into a project.

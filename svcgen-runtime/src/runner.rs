@@ -9,9 +9,9 @@ use std::time::Duration;
 use prost::bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use crate::app::App;
 use crate::context::TaskContext;
 use crate::definition::{Definition, Method};
-use crate::server::App;
 use crate::tasks::{Encoded, TaskStore};
 
 /// The error of a task whose handler panicked: the panic's own message,

@@ -18,7 +18,7 @@ use tonic_health::ServingStatus;
 
 pub use crate::shutdown::SHUTDOWN_GRACE;
 
-pub(crate) use crate::app::App;
+use crate::app::App;
 use crate::auth::{ApiKey, RequireKey};
 use crate::config::{check_api_key, Config};
 use crate::control;

@@ -63,11 +63,21 @@ use crate::data::{requested_task_id, Reply, Wanted};
 use crate::frames::{read_request, Answer};
 use crate::tasks::TaskStore;
 
+/// The name of the runtime's own service, for `concat!`.
+macro_rules! results_service {
+    () => {
+        "svcgen.runtime.v1.Results"
+    };
+}
+
 /// The runtime's own service, in a package no project uses.
-pub(crate) const SERVICE: &str = "svcgen.runtime.v1.Results";
+pub(crate) const SERVICE: &str = results_service!();
 
 /// The streaming rpc, as `<service>/<rpc>`.
-pub(crate) const FETCH_RPC: &str = "svcgen.runtime.v1.Results/Fetch";
+pub(crate) const FETCH_RPC: &str = concat!(results_service!(), "/Fetch");
+
+/// The HTTP/2 path of the streaming rpc, `/<service>/<rpc>`.
+const FETCH_PATH: &str = concat!("/", results_service!(), "/Fetch");
 
 /// The most result bytes one `FetchResponse` carries: 1 MiB. Large
 /// enough that the per-message costs (a gRPC frame header, a protobuf key,
@@ -99,7 +109,7 @@ pub(crate) struct Piece {
 
 /// The path of `Fetch`.
 pub(crate) fn fetch_path() -> PathAndQuery {
-    PathAndQuery::from_static("/svcgen.runtime.v1.Results/Fetch")
+    PathAndQuery::from_static(FETCH_PATH)
 }
 
 /// Serves `svcgen.runtime.v1.Results`: `Fetch`, from the stored results.
@@ -169,7 +179,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != fetch_path().path() {
+        if request.uri().path() != FETCH_PATH {
             let path = request.uri().path();
             let status = Status::unimplemented(format!("{SERVICE} has no rpc {path:?}"));
             return Box::pin(ready(Ok(status.into_http())));

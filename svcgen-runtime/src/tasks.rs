@@ -500,10 +500,7 @@ impl TaskStore {
     /// nothing at all.
     fn gone(&self, inner: &Inner, task_id: &str, rpc: Option<&str>) -> Lookup {
         let Some(tombstone) = inner.tombstones.get(task_id) else {
-            return Lookup::NotFound(format!(
-                "no task {} (unknown, or finished long enough ago to be forgotten)",
-                short(task_id)
-            ));
+            return Lookup::NotFound(unknown_task(task_id));
         };
         match rpc {
             Some(rpc) if tombstone.rpc != rpc && tombstone.rpc != GET_LAST_RESULT => {
@@ -658,6 +655,15 @@ impl State {
             }
         }
     }
+}
+
+/// The detail for an id that names no task, live or tombstone (a status
+/// or output query, a data rpc).
+pub(crate) fn unknown_task(task_id: &str) -> String {
+    format!(
+        "no task {} (unknown, or finished long enough ago to be forgotten)",
+        short(task_id)
+    )
 }
 
 /// `error`, cut to at most [`MAX_TOMBSTONE_ERROR`] bytes (on a character

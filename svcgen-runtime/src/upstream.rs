@@ -39,7 +39,8 @@ use tonic::body::Body;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::codegen::{http, BoxFuture, Service};
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::errors::InvalidMetadataValue;
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -139,8 +140,9 @@ pub(crate) struct Upstreams {
     index: DescriptorIndex,
     /// Keyed by the endpoint uri (`http://host:port`).
     links: Mutex<HashMap<String, Link>>,
-    /// Sent as `authorization: Bearer <key>` (`SERVICE_API_KEY`).
-    api_key: Option<String>,
+    /// `authorization: Bearer <key>` (`SERVICE_API_KEY`), built once;
+    /// `Err` for a key no header can carry, which every fetch reports.
+    bearer: Option<Result<MetadataValue<Ascii>, InvalidMetadataValue>>,
     /// How long a fetch may wait for an answer, and then for each piece of
     /// it (`UPSTREAM_TIMEOUT_SECS`).
     budget: Duration,
@@ -181,7 +183,10 @@ impl Upstreams {
         Upstreams {
             index,
             links: Mutex::new(HashMap::new()),
-            api_key: config.api_key.clone(),
+            bearer: config
+                .api_key
+                .as_ref()
+                .map(|key| MetadataValue::try_from(format!("Bearer {key}"))),
             budget: config.upstream_timeout,
             max_message_bytes: config.max_message_bytes,
             streaming: config.upstream_streaming,
@@ -314,10 +319,11 @@ impl Upstreams {
     /// the upstream task, the bearer key when one is configured.
     fn metadata(&self, input: &DataReference) -> Result<MetadataMap, HandlerError> {
         let mut metadata = request((), input)?.into_parts().0;
-        if let Some(key) = &self.api_key {
-            let value = MetadataValue::try_from(format!("Bearer {key}"))
+        if let Some(bearer) = &self.bearer {
+            let value = bearer
+                .as_ref()
                 .map_err(|_| HandlerError::new("SERVICE_API_KEY is not printable ASCII"))?;
-            metadata.insert("authorization", value);
+            metadata.insert("authorization", value.clone());
         }
         Ok(metadata)
     }
@@ -452,7 +458,7 @@ impl Upstreams {
                     ));
                 }
                 if status.code() == Code::Unauthenticated {
-                    error.push_str(match self.api_key {
+                    error.push_str(match self.bearer {
                         Some(_) => {
                             " (the upstream does not accept this service's SERVICE_API_KEY: \
                              the services of a workflow share one key)"
