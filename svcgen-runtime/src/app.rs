@@ -27,6 +27,9 @@ pub(crate) struct App<D: Definition> {
     pub(crate) shutdown: CancellationToken,
     /// What `TaskContext::fetch` uses: the descriptor index and channels.
     pub(crate) upstreams: Arc<Upstreams>,
+    /// The runtime handlers run on: the service's main one, not the
+    /// servers' (see [`crate::server`]).
+    pub(crate) handlers: tokio::runtime::Handle,
 }
 
 impl<D: Definition> App<D> {

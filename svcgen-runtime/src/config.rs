@@ -53,7 +53,8 @@ pub struct Config {
     /// result, so a client cannot make the service buffer a large one.
     pub max_request_bytes: usize,
     /// Largest `/control/execute` body (`CONTROL_MAX_BODY_BYTES`, default
-    /// 64 MiB): inputs may carry inline data.
+    /// 4 MiB): inline inputs are the only large part of a request; large
+    /// data travels by reference.
     pub max_body_bytes: usize,
     /// How long a quick method may run before it is cut off (`QUICK_METHOD_TIMEOUT_SECS`, default 20).
     pub quick_deadline: Duration,
@@ -97,6 +98,30 @@ pub struct Config {
     /// open requests. The shutdown returns within this plus about a second,
     /// whatever the handlers do (see [`crate::contract`], section 5).
     pub shutdown_grace: Duration,
+    /// How long a long method may run before it is cut off and fails
+    /// (`LONG_METHOD_TIMEOUT_SECS`, default none: as long as it takes,
+    /// until `POST /control/cancel/{poll_id}`).
+    pub long_deadline: Option<Duration>,
+    /// Deadlines of single methods, quick or long, that override the two
+    /// above (`METHOD_TIMEOUT_SECS`, e.g. `TrainModel=7200,ScoreBatch=600`).
+    /// A method the service does not have is refused at start-up.
+    pub method_deadlines: Vec<(String, Duration)>,
+    /// The most connections each port keeps open at once
+    /// (`MAX_CONNECTIONS`, default 1024). Beyond it the HTTP port answers
+    /// 503 and closes, the gRPC port closes at once; both log it.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers on the HTTP
+    /// port (`REQUEST_HEADER_TIMEOUT_SECS`, default 10); then the
+    /// connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client may take to send an execute body
+    /// (`REQUEST_BODY_TIMEOUT_SECS`, default 30); then it gets 408.
+    pub body_timeout: Duration,
+    /// How long a connection may stay open with nothing received on it
+    /// (`IDLE_CONNECTION_TIMEOUT_SECS`, default 60), on both ports. A gRPC
+    /// client answering the server's keepalive pings (every 20 s) is not
+    /// idle: a pooled channel stays open, a dead or silent peer does not.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -110,7 +135,7 @@ impl Default for Config {
             data_port_auth: true,
             max_message_bytes: 64 * 1024 * 1024,
             max_request_bytes: 64 * 1024,
-            max_body_bytes: 64 * 1024 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
             quick_deadline: Duration::from_secs(20),
             task_retention: Duration::from_secs(3600),
             max_running_tasks: 1000,
@@ -119,6 +144,12 @@ impl Default for Config {
             upstream_streaming: true,
             upstream_max_result_bytes: 1024 * 1024 * 1024,
             shutdown_grace: crate::shutdown::SHUTDOWN_GRACE,
+            long_deadline: None,
+            method_deadlines: Vec::new(),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -144,6 +175,12 @@ impl fmt::Debug for Config {
             .field("upstream_streaming", &self.upstream_streaming)
             .field("upstream_max_result_bytes", &self.upstream_max_result_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("long_deadline", &self.long_deadline)
+            .field("method_deadlines", &self.method_deadlines)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -191,10 +228,40 @@ impl Config {
                 .unwrap_or(defaults.upstream_streaming),
             upstream_max_result_bytes: positive(&get, "UPSTREAM_MAX_RESULT_BYTES", BYTES)?
                 .unwrap_or(defaults.upstream_max_result_bytes),
-            shutdown_grace: positive(&get, "SHUTDOWN_GRACE_SECS", SECONDS)?
-                .map(Duration::from_secs)
-                .unwrap_or(defaults.shutdown_grace),
+            shutdown_grace: seconds(&get, "SHUTDOWN_GRACE_SECS")?.unwrap_or(defaults.shutdown_grace),
+            long_deadline: seconds(&get, "LONG_METHOD_TIMEOUT_SECS")?,
+            method_deadlines: method_deadlines(&get)?,
+            max_connections: positive(&get, "MAX_CONNECTIONS", "a number of connections, at least 1")?
+                .unwrap_or(defaults.max_connections),
+            header_timeout: seconds(&get, "REQUEST_HEADER_TIMEOUT_SECS")?
+                .unwrap_or(defaults.header_timeout),
+            body_timeout: seconds(&get, "REQUEST_BODY_TIMEOUT_SECS")?
+                .unwrap_or(defaults.body_timeout),
+            idle_timeout: seconds(&get, "IDLE_CONNECTION_TIMEOUT_SECS")?
+                .unwrap_or(defaults.idle_timeout),
         })
+    }
+
+    /// The deadline of `method`: its own (`METHOD_TIMEOUT_SECS`), else the
+    /// one of its kind (`QUICK_METHOD_TIMEOUT_SECS`,
+    /// `LONG_METHOD_TIMEOUT_SECS`), if any.
+    pub fn deadline(&self, method: &str, kind: crate::MethodKind) -> Option<Deadline> {
+        if let Some((_, after)) = self.method_deadlines.iter().find(|(m, _)| m == method) {
+            return Some(Deadline {
+                after: *after,
+                setting: "METHOD_TIMEOUT_SECS",
+            });
+        }
+        match kind {
+            crate::MethodKind::Quick => Some(Deadline {
+                after: self.quick_deadline,
+                setting: "QUICK_METHOD_TIMEOUT_SECS",
+            }),
+            crate::MethodKind::Long => self.long_deadline.map(|after| Deadline {
+                after,
+                setting: "LONG_METHOD_TIMEOUT_SECS",
+            }),
+        }
     }
 
     /// Whether auth is on, and on which ports: the line the service logs
@@ -206,6 +273,16 @@ impl Config {
             (Some(_), false) => "auth on (control port only; DATA_PORT_AUTH=off)",
         }
     }
+}
+
+/// How long a task may run, and the setting that says so (named in the
+/// error of a task cut off by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The time from the task's start.
+    pub after: Duration,
+    /// The environment variable it comes from.
+    pub setting: &'static str,
 }
 
 /// The variable of the API key, whose value no error message shows.
@@ -273,6 +350,41 @@ fn positive<T: FromStr + PartialEq + Default>(
     }
 }
 
+/// A positive number of seconds.
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<Duration>, ConfigError> {
+    Ok(positive(get, name, SECONDS)?.map(Duration::from_secs))
+}
+
+/// `METHOD_TIMEOUT_SECS`: `Method=seconds` pairs separated by commas.
+fn method_deadlines(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Duration)>, ConfigError> {
+    const NAME: &str = "METHOD_TIMEOUT_SECS";
+    let Some(value) = get(NAME) else {
+        return Ok(Vec::new());
+    };
+    let invalid = || ConfigError {
+        name: NAME,
+        value: value.clone(),
+        expected: "Method=seconds pairs separated by commas, seconds at least 1, \
+                   e.g. TrainModel=7200,ScoreBatch=600",
+    };
+    let mut deadlines: Vec<(String, Duration)> = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+        let (method, secs) = pair.split_once('=').ok_or_else(invalid)?;
+        let (method, secs) = (method.trim(), secs.trim());
+        let secs: u64 = secs.parse().map_err(|_| invalid())?;
+        if method.is_empty() || secs == 0 || deadlines.iter().any(|(m, _)| m == method) {
+            return Err(invalid());
+        }
+        deadlines.push((method.to_string(), Duration::from_secs(secs)));
+    }
+    Ok(deadlines)
+}
+
 /// `on`/`off` (also `true`/`false`, `1`/`0`, `yes`/`no`, in any case).
 fn switch(
     get: &impl Fn(&str) -> Option<String>,
@@ -333,6 +445,11 @@ mod tests {
             "UPSTREAM_TIMEOUT_SECS",
             "UPSTREAM_MAX_RESULT_BYTES",
             "SHUTDOWN_GRACE_SECS",
+            "LONG_METHOD_TIMEOUT_SECS",
+            "MAX_CONNECTIONS",
+            "REQUEST_HEADER_TIMEOUT_SECS",
+            "REQUEST_BODY_TIMEOUT_SECS",
+            "IDLE_CONNECTION_TIMEOUT_SECS",
         ] {
             let err =
                 Config::from_lookup(|key| (key == name).then(|| "0".to_string())).expect_err(name);
@@ -485,5 +602,28 @@ mod tests {
         let err = Config::from_lookup(|name| (name == "DATA_PORT_AUTH").then(|| "maybe".into()))
             .expect_err("not a switch");
         assert!(err.to_string().starts_with("DATA_PORT_AUTH="), "{err}");
+    }
+
+    #[test]
+    fn deadlines_come_from_the_method_then_its_kind() {
+        use crate::MethodKind::{Long, Quick};
+        let config = Config::from_lookup(|name| match name {
+            "METHOD_TIMEOUT_SECS" => Some(" TrainModel=7200, Export=5 ".into()),
+            "LONG_METHOD_TIMEOUT_SECS" => Some("600".into()),
+            _ => None,
+        })
+        .expect("valid deadlines");
+        let after = |method: &str, kind| config.deadline(method, kind).map(|d| (d.after.as_secs(), d.setting));
+        assert_eq!(after("TrainModel", Long), Some((7200, "METHOD_TIMEOUT_SECS")));
+        assert_eq!(after("Export", Quick), Some((5, "METHOD_TIMEOUT_SECS")));
+        assert_eq!(after("Score", Long), Some((600, "LONG_METHOD_TIMEOUT_SECS")));
+        assert_eq!(after("Ping", Quick), Some((20, "QUICK_METHOD_TIMEOUT_SECS")));
+        assert_eq!(Config::default().deadline("Score", Long), None, "long: none by default");
+        for bad in ["TrainModel", "TrainModel=0", "=5", "A=1,A=2", "A=x"] {
+            let err = Config::from_lookup(|name| (name == "METHOD_TIMEOUT_SECS").then(|| bad.into()))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.starts_with("METHOD_TIMEOUT_SECS=") && err.contains("e.g. TrainModel=7200"), "{err}");
+        }
     }
 }

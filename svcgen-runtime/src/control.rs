@@ -1,12 +1,13 @@
 //! The HTTP control interface the orchestrator drives: execute, status,
-//! output and health, with `{"detail": ...}` errors (see [`crate::contract`]).
+//! output and health, with `{"detail": ...}` errors (see [`crate::contract`]);
+//! and for operators, cancel and the task list.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -18,20 +19,30 @@ use crate::context::TaskContext;
 use crate::definition::{Definition, MethodKind};
 use crate::ids::{short, MAX_ID_BYTES};
 use crate::runner;
-use crate::tasks::{unknown_task, DedupeKey, Overload, Refusal, Start, TaskView};
-use crate::wire::{ExecuteRequest, ExecuteResponse, OutputResponse, StatusResponse, TaskStatus};
+use crate::tasks::{unknown_task, Cancel, DedupeKey, Overload, Refusal, Start, TaskView, CANCELLED};
+use crate::wire::{
+    timestamp, CancelResponse, ExecuteRequest, ExecuteResponse, OutputResponse, StatusResponse,
+    TaskEntry, TaskList, TaskStatus,
+};
 use crate::GET_LAST_RESULT;
 
 /// The `Retry-After` of an execute refused during a shutdown, in seconds:
 /// by then another replica (or this one, restarted) takes the work.
 const SHUTTING_DOWN_RETRY_AFTER: u64 = 5;
 
+/// How many tasks `GET /control/tasks` lists unless `limit` says otherwise.
+const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The most tasks one `GET /control/tasks` lists.
+const MAX_LIST_LIMIT: usize = 1000;
+
 pub(crate) fn router<D: Definition>(app: Arc<App<D>>) -> Router {
-    let body_limit = DefaultBodyLimit::max(app.config.max_body_bytes);
     let control = Router::new()
         .route("/control/execute", post(execute::<D>))
         .route("/control/status/{task_id}", get(status::<D>))
         .route("/control/output/{task_id}", get(output::<D>))
+        .route("/control/cancel/{task_id}", post(cancel::<D>))
+        .route("/control/tasks", get(tasks::<D>))
         .route_layer(middleware::from_fn_with_state(
             auth::ApiKey::of(&app.config),
             auth::require_key,
@@ -41,7 +52,6 @@ pub(crate) fn router<D: Definition>(app: Arc<App<D>>) -> Router {
         .merge(control)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(body_limit)
         .with_state(app)
 }
 
@@ -52,7 +62,7 @@ async fn health() -> Json<serde_json::Value> {
 async fn execute<D: Definition>(
     State(app): State<Arc<App<D>>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<ExecuteResponse>, ApiError> {
     // A shutdown has begun: start nothing, whatever was asked.
     if app.draining.is_cancelled() {
@@ -61,11 +71,13 @@ async fn execute<D: Definition>(
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
         });
     }
-    let body =
-        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    let body = read_body(&app, body).await?;
     let request = parse_execute(&headers, &body)?;
+    // The request owns what it needs: the raw body goes now, not when a
+    // quick task returns.
+    drop(body);
     if request.method == GET_LAST_RESULT {
-        let Some(task_id) = app.store.record_latest(&request.task_id)? else {
+        let Some(task_id) = app.store.record_latest(&request.task_id, &request.workflow_id)? else {
             return Ok(Json(ExecuteResponse::Failed {
                 error: format!(
                     "{GET_LAST_RESULT} has no result to point at: no task has completed yet"
@@ -114,15 +126,15 @@ async fn execute<D: Definition>(
         max_message_bytes: app.config.max_message_bytes,
         upstreams: app.upstreams.clone(),
     };
+    // The runner enforces the deadline, so a quick task ends even if this
+    // request is dropped half-way.
+    let deadline = app.config.deadline(&method.name, method.kind);
     let response = match method.kind {
         MethodKind::Long => {
-            runner::spawn(app.clone(), &method, ctx, None);
+            runner::spawn(app.clone(), &method, ctx, deadline);
             ExecuteResponse::Running { task_id }
         }
         MethodKind::Quick => {
-            // The runner enforces the deadline, so the task ends even if
-            // this request is dropped half-way.
-            let deadline = Some(app.config.quick_deadline);
             // The answer is the outcome the runner recorded, not a new
             // look at the store: the result may expire in between.
             match runner::spawn(app.clone(), &method, ctx, deadline).await {
@@ -177,13 +189,96 @@ async fn output<D: Definition>(
     }
 }
 
+/// Cancels a running task: it fails with `cancelled` at once, its handler
+/// sees `ctx.is_cancelled()`, and a new execute with the same ids starts
+/// afresh. 409 for a task that has already finished.
+async fn cancel<D: Definition>(
+    State(app): State<Arc<App<D>>>,
+    task_id: Result<Path<String>, PathRejection>,
+) -> Result<Json<CancelResponse>, ApiError> {
+    let Path(task_id) = task_id.map_err(ApiError::from_path)?;
+    match app.store.cancel(&task_id) {
+        Cancel::Cancelled => {
+            tracing::info!(task_id, "task cancelled on request");
+            Ok(Json(CancelResponse {
+                task_id,
+                status: TaskStatus::Failed,
+                error: CANCELLED.to_string(),
+            }))
+        }
+        Cancel::AlreadyFinished(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "task {task_id} has already finished ({}): nothing to cancel",
+                status.name()
+            ),
+        )),
+        Cancel::Unknown => Err(ApiError::new(StatusCode::NOT_FOUND, unknown_task(&task_id))),
+    }
+}
+
+/// The tasks within their retention, newest first: `?limit=N` (default
+/// 100, at most 1000) and `?status=running|complete|failed`.
+async fn tasks<D: Definition>(
+    State(app): State<Arc<App<D>>>,
+    uri: Uri,
+) -> Result<Json<TaskList>, ApiError> {
+    let mut limit = DEFAULT_LIST_LIMIT;
+    let mut status = None;
+    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "limit={} is not valid: expected 1 to {MAX_LIST_LIMIT}",
+                            short(value)
+                        ))
+                    })?;
+            }
+            "status" => {
+                status = Some(TaskStatus::parse(value).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "status={} is not valid: expected running, complete or failed",
+                        short(value)
+                    ))
+                })?);
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{}`: expected limit or status",
+                    short(name)
+                )))
+            }
+        }
+    }
+    let tasks = app
+        .store
+        .list(limit, status)
+        .into_iter()
+        .map(|task| TaskEntry {
+            task_id: task.task_id,
+            method: task.method,
+            workflow_id: task.workflow_id,
+            status: task.status,
+            progress: task.progress,
+            started_at: timestamp(task.started_at),
+            finished_at: task.finished_at.map(timestamp),
+        })
+        .collect();
+    Ok(Json(TaskList { tasks }))
+}
+
 /// The task a status or output path names, or a 404.
 fn find<D: Definition>(
     app: &App<D>,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<(String, TaskView), ApiError> {
-    let Path(task_id) =
-        task_id.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    let Path(task_id) = task_id.map_err(ApiError::from_path)?;
     let view = app
         .store
         .view(&task_id)
@@ -198,8 +293,47 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed: execute is POST, status, output and health are GET",
+        "method not allowed: execute and cancel are POST; status, output, tasks and health are GET",
     )
+}
+
+/// The whole body, within `CONTROL_MAX_BODY_BYTES` (413) and
+/// `REQUEST_BODY_TIMEOUT_SECS` (408): a client trickling its body cannot
+/// hold a connection and its buffer for ever.
+async fn read_body<D: Definition>(app: &App<D>, body: Body) -> Result<Bytes, ApiError> {
+    let limit = app.config.max_body_bytes;
+    let timeout = app.config.body_timeout;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(err)) if is_too_large(&err) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body is larger than {limit} bytes (CONTROL_MAX_BODY_BYTES): \
+                 pass large inputs by reference"
+            ),
+        )),
+        Ok(Err(err)) => Err(ApiError::bad_request(format!(
+            "could not read the request body: {err}"
+        ))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {}s (REQUEST_BODY_TIMEOUT_SECS)",
+                timeout.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+fn is_too_large(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Reads an execute body: 400 for anything that is not a JSON object sent
@@ -215,19 +349,22 @@ fn parse_execute(headers: &HeaderMap, body: &[u8]) -> Result<ExecuteRequest, Api
             "expected a JSON body with Content-Type: application/json",
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|err| ApiError::bad_request(format!("body is not valid JSON: {err}")))?;
-    if !value.is_object() {
+    // Parsed once, straight into the request type: no JSON tree of the
+    // whole body is built beside it (inline inputs may be megabytes).
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::bad_request("body must be a JSON object"));
     }
-    let request: ExecuteRequest = serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        if path == "." {
-            ApiError::unprocessable(err.into_inner().to_string())
-        } else {
-            ApiError::unprocessable(format!("field `{path}`: {}", err.into_inner()))
-        }
-    })?;
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let request: ExecuteRequest =
+        serde_path_to_error::deserialize(&mut json).map_err(|err| {
+            let path = err.path().to_string();
+            match err.into_inner() {
+                err if !err.is_data() => not_json(err),
+                err if path == "." => ApiError::unprocessable(err.to_string()),
+                err => ApiError::unprocessable(format!("field `{path}`: {err}")),
+            }
+        })?;
+    json.end().map_err(not_json)?;
     for (field, value) in [
         ("method", &request.method),
         ("workflow_id", &request.workflow_id),
@@ -246,6 +383,10 @@ fn parse_execute(headers: &HeaderMap, body: &[u8]) -> Result<ExecuteRequest, Api
         }
     }
     Ok(request)
+}
+
+fn not_json(err: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("body is not valid JSON: {err}"))
 }
 
 fn unknown_method<D: Definition>(app: &App<D>, method: &str) -> ApiError {
@@ -278,6 +419,10 @@ impl ApiError {
             detail: detail.into(),
             retry_after: None,
         }
+    }
+
+    fn from_path(rejection: PathRejection) -> ApiError {
+        ApiError::new(rejection.status(), rejection.body_text())
     }
 
     fn bad_request(detail: impl Into<String>) -> ApiError {

@@ -22,20 +22,23 @@
 //!   ([`HandlerError`]); [`Progress`] for reporting from blocking threads.
 //! - [`config`]: [`Config`], read from the environment.
 //! - `server`: [`run`] binds both listeners, serves the data rpcs beside
-//!   gRPC health and reflection, and returns a [`RunningService`], whose
-//!   shutdown drains tasks, then stops both servers together.
+//!   gRPC health and reflection on a runtime of their own (handlers cannot
+//!   stall them), and returns a [`RunningService`], whose shutdown drains
+//!   tasks, then stops both servers together.
+//! - `listen`: accepting connections on either port: the connection cap,
+//!   the idle timeout, accept errors logged and backed off.
 //! - `app`: the state both servers share.
 //! - `shutdown`: what a shutdown is bounded by ([`SHUTDOWN_GRACE`], the
 //!   default of `SHUTDOWN_GRACE_SECS`), the SIGINT/SIGTERM listeners (a
 //!   second signal exits at once), and the watchdog that ends a process
 //!   a blocking task would hold after the shutdown.
 //! - `control`: the HTTP control interface (axum): execute, status,
-//!   output, health, `{"detail"}` errors.
+//!   output, health, cancel, the task list, `{"detail"}` errors.
 //! - `auth`: the bearer key (`SERVICE_API_KEY`) on both ports: a middleware
 //!   of the control routes and a wrapper of the data port's rpcs, and the
 //!   comparison that reveals neither the key nor its length.
-//! - `runner`: runs one task: its panic or error becomes a failed task, a
-//!   quick method's deadline is enforced.
+//! - `runner`: runs one task: its panic or error becomes a failed task,
+//!   its deadline is enforced, a cancellation ends it.
 //! - `tasks`: the task store: dedupe, admission limits (running tasks,
 //!   the result budget), results, retention and tombstones.
 //! - `ids`: the limit on the orchestrator's ids, their shortened form in
@@ -98,6 +101,8 @@ mod frames;
 #[cfg(feature = "runtime")]
 mod ids;
 #[cfg(feature = "runtime")]
+mod listen;
+#[cfg(feature = "runtime")]
 mod logging;
 #[cfg(feature = "runtime")]
 mod runner;
@@ -117,7 +122,7 @@ pub mod upstream;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Deadline};
 #[cfg(feature = "runtime")]
 pub use context::{HandlerError, Progress, TaskContext};
 #[cfg(feature = "runtime")]

@@ -4,15 +4,15 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Duration;
 
 use prost::bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
+use crate::config::Deadline;
 use crate::context::TaskContext;
 use crate::definition::{Definition, Method};
-use crate::tasks::{Encoded, TaskStore};
+use crate::tasks::{Encoded, TaskStore, CANCELLED};
 
 /// The error of a task whose handler panicked: the panic's own message,
 /// which may say anything, goes to the log only.
@@ -24,23 +24,23 @@ pub(crate) const RUNNER_LOST: &str =
     "the task stopped before its outcome was recorded (see the service's log)";
 
 /// Starts `method` for the task described by `ctx`, failing it once
-/// `deadline` passes (quick methods). The returned handle completes when
-/// the outcome is recorded, whether or not anyone still waits for it, with
-/// the outcome recorded: `Ok` for a result, else the task's error.
+/// `deadline` passes. The returned handle completes when the outcome is
+/// recorded, whether or not anyone still waits for it, with the outcome
+/// recorded: `Ok` for a result, else the task's error.
 ///
-/// When the task is cancelled (deadline, shutdown) the handler future is
-/// dropped at its next `.await`; blocking work sees `ctx.is_cancelled()`
-/// turn true and should return early.
+/// When the task is cancelled (deadline, `POST /control/cancel`, shutdown)
+/// the handler future is dropped at its next `.await`; blocking work sees
+/// `ctx.is_cancelled()` turn true and should return early.
 pub(crate) fn spawn<D: Definition>(
     app: Arc<App<D>>,
     method: &Method<D>,
     ctx: TaskContext<D::State>,
-    deadline: Option<Duration>,
+    deadline: Option<Deadline>,
 ) -> JoinHandle<Result<(), String>> {
     let task_id = ctx.task_id.clone();
     let cancel = ctx.cancel.clone();
     let method_name = method.name.clone();
-    let mut handler = tokio::spawn((method.handler)(ctx));
+    let mut handler = app.handlers.spawn((method.handler)(ctx));
     // Should this runner stop before it records an outcome, its guard
     // fails the task: no task stays `running` for ever.
     let guard = Unfinished {
@@ -50,7 +50,10 @@ pub(crate) fn spawn<D: Definition>(
     tokio::spawn(async move {
         let expired = async {
             match deadline {
-                Some(deadline) => tokio::time::sleep(deadline).await,
+                Some(deadline) => {
+                    tokio::time::sleep(deadline.after).await;
+                    deadline
+                }
                 None => std::future::pending().await,
             }
         };
@@ -67,21 +70,30 @@ pub(crate) fn spawn<D: Definition>(
             },
             () = cancel.cancelled() => {
                 handler.abort();
-                Err("task was cancelled: the service is shutting down".to_string())
+                // Cancelled by a request (recorded already) or by the
+                // shutdown.
+                Err(if app.shutdown.is_cancelled() {
+                    "task was cancelled: the service is shutting down"
+                } else {
+                    CANCELLED
+                }
+                .to_string())
             }
-            () = expired => {
+            Deadline { after, setting } = expired => {
                 cancel.cancel();
                 handler.abort();
-                let seconds = deadline.unwrap_or_default().as_secs_f64();
-                Err(format!("quick method did not finish within its {seconds}s deadline"))
+                Err(format!(
+                    "{method_name} did not finish within its {}s deadline ({setting})",
+                    after.as_secs_f64()
+                ))
             }
         };
-        match &outcome {
-            Ok(_) => tracing::info!(task_id, method = method_name, "task complete"),
-            Err(error) => tracing::warn!(task_id, method = method_name, error, "task failed"),
-        }
         let recorded = app.store.finish(&task_id, outcome);
         guard.disarm();
+        match &recorded {
+            Ok(()) => tracing::info!(task_id, method = method_name, "task complete"),
+            Err(error) => tracing::warn!(task_id, method = method_name, error, "task failed"),
+        }
         recorded
     })
 }
@@ -136,6 +148,8 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::Duration;
 
     use serde_json::Map;
     use tokio::time::Instant;
@@ -202,7 +216,10 @@ mod tests {
         }
     }
 
-    const DEADLINE: Duration = Duration::from_secs(20);
+    const DEADLINE: Deadline = Deadline {
+        after: Duration::from_secs(20),
+        setting: "QUICK_METHOD_TIMEOUT_SECS",
+    };
 
     /// A result the project's `encode` panics on.
     const UNENCODABLE: u32 = 13;
@@ -220,6 +237,7 @@ mod tests {
                 DescriptorIndex::default(),
                 &Config::default(),
             )),
+            handlers: tokio::runtime::Handle::current(),
         })
     }
 
@@ -265,9 +283,9 @@ mod tests {
         // Bounded, should the deadline not be enforced (the clock is paused:
         // no real time passes).
         let runner = spawn(app.clone(), &method, ctx, Some(DEADLINE));
-        let recorded = tokio::time::timeout(2 * DEADLINE, runner)
+        let recorded = tokio::time::timeout(2 * DEADLINE.after, runner)
             .await
-            .unwrap_or_else(|_| panic!("{name} still running after {:?}", 2 * DEADLINE))
+            .unwrap_or_else(|_| panic!("{name} still running after {:?}", 2 * DEADLINE.after))
             .ok();
         Ran {
             task_id,
@@ -287,13 +305,16 @@ mod tests {
             recorded,
         } = run(&app, "Hang").await;
         assert!(
-            (DEADLINE..DEADLINE + Duration::from_secs(1)).contains(&took),
+            (DEADLINE.after..DEADLINE.after + Duration::from_secs(1)).contains(&took),
             "failed after {took:?}"
         );
         let view = app.store.view(&task_id).expect("the task is recorded");
         assert_eq!(view.status, TaskStatus::Failed);
         let error = view.error.unwrap_or_default();
-        assert!(error.contains("within its 20s deadline"), "{error:?}");
+        assert_eq!(
+            error,
+            "Hang did not finish within its 20s deadline (QUICK_METHOD_TIMEOUT_SECS)"
+        );
         assert_eq!(recorded, Some(Err(error)), "the outcome recorded");
         assert!(
             cancel.is_cancelled(),
@@ -312,7 +333,7 @@ mod tests {
         } = run(&app, "Count").await;
         assert_eq!(recorded, Some(Ok(())), "the outcome recorded");
         assert!(
-            (Duration::from_secs(19)..DEADLINE).contains(&took),
+            (Duration::from_secs(19)..DEADLINE.after).contains(&took),
             "recorded after {took:?}, not when the handler returned after 19s"
         );
         let view = app.store.view(&task_id).expect("the task is recorded");

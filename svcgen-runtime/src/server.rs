@@ -1,17 +1,28 @@
 //! Starting and stopping a service: binds both listeners, serves HTTP
-//! control and gRPC data on one runtime, and shuts both down together.
+//! control and gRPC data on a runtime of their own, and shuts both down
+//! together.
+//!
+//! Why a runtime of their own: handlers run on the service's main runtime
+//! (where `main` and `init_state` ran, with whatever clients they built),
+//! and a handler that blocks its thread (CPU-heavy work or a blocking call
+//! not moved to `spawn_blocking`) stalls every task of that runtime. The
+//! servers, the task runners (deadlines, cancellation, outcomes) and the
+//! task store live on separate threads, so /health, status, output and the
+//! data port keep answering whatever the handlers do.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -25,6 +36,7 @@ use crate::control;
 use crate::data::DataService;
 use crate::definition::{Definition, Methods};
 use crate::descriptors::DescriptorIndex;
+use crate::listen::{Accepted, Acceptor};
 use crate::shutdown;
 use crate::stream::{self, ResultsService};
 use crate::tasks::{Limits, TaskStore};
@@ -50,6 +62,18 @@ pub async fn run_with<D: Definition>(
         .map(check_api_key)
         .transpose()
         .map_err(|err| StartError(err.to_string()))?;
+    if let Some((unknown, _)) = config
+        .method_deadlines
+        .iter()
+        .find(|(method, _)| methods.get(method).is_none())
+    {
+        let known: Vec<&str> = methods.names().collect();
+        return Err(StartError(format!(
+            "METHOD_TIMEOUT_SECS names `{unknown}`, which this service does not have; \
+             its methods: {}",
+            known.join(", ")
+        )));
+    }
     let index = DescriptorIndex::from_encoded(&[
         (
             "the service's FILE_DESCRIPTOR_SET",
@@ -66,10 +90,11 @@ pub async fn run_with<D: Definition>(
         .map_err(|err| StartError(format!("building shared state: {err}")))?;
     let http_port = config.http_port.unwrap_or(D::DEFAULT_HTTP_PORT);
     let grpc_port = config.grpc_port.unwrap_or(D::DEFAULT_GRPC_PORT);
-    let http_listener = bind(&config, http_port, "HTTP control").await?;
-    let grpc_listener = bind(&config, grpc_port, "gRPC data").await?;
+    let http_listener = bind(&config, http_port, "HTTP control")?;
+    let grpc_listener = bind(&config, grpc_port, "gRPC data")?;
     let http_addr = local_addr(&http_listener)?;
     let grpc_addr = local_addr(&grpc_listener)?;
+    let plane = ServePlane::new()?;
 
     let grpc_host = config.grpc_host.as_deref().unwrap_or(D::DEFAULT_GRPC_HOST);
     let auth = config.auth_summary();
@@ -87,14 +112,16 @@ pub async fn run_with<D: Definition>(
         state: Arc::new(state),
         draining: draining.clone(),
         shutdown: shutdown.clone(),
+        handlers: Handle::current(),
     });
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status(D::GRPC_SERVICE, ServingStatus::Serving)
         .await;
-    let http = tokio::spawn(serve_http(http_listener, app.clone(), stop_servers.clone()));
-    let grpc = tokio::spawn(serve_grpc(grpc_listener, app, health, stop_servers.clone()));
+    let serve = plane.handle();
+    let http = serve.spawn(serve_http(http_listener, app.clone(), stop_servers.clone()));
+    let grpc = serve.spawn(serve_grpc(grpc_listener, app, health, stop_servers.clone()));
     tracing::info!(%http_addr, %grpc_addr, "listening");
     tracing::info!("{auth}");
     Ok(RunningService {
@@ -108,6 +135,7 @@ pub async fn run_with<D: Definition>(
         shutdown,
         stop_servers,
         servers: vec![http, grpc],
+        _plane: plane,
     })
 }
 
@@ -128,6 +156,8 @@ pub struct RunningService {
     /// Cancelled when the servers are to stop.
     stop_servers: CancellationToken,
     servers: Vec<JoinHandle<Result<(), String>>>,
+    /// Where the servers run; dropped last.
+    _plane: ServePlane,
 }
 
 impl RunningService {
@@ -254,28 +284,81 @@ impl RunningService {
     }
 }
 
+/// The HTTP control server: HTTP/1.1 only (what the orchestrator speaks),
+/// with a deadline for each request's headers that also closes idle
+/// keep-alive connections (`REQUEST_HEADER_TIMEOUT_SECS`), and at most
+/// `MAX_CONNECTIONS` connections, a new one beyond that getting a JSON 503.
 async fn serve_http<D: Definition>(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     app: Arc<App<D>>,
     stop: CancellationToken,
 ) -> Result<(), String> {
-    let listener = listener.tap_io(|stream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!("could not set TCP_NODELAY on a control connection: {err}");
-        }
-    });
-    let draining = app.draining.clone();
-    let served = axum::serve(listener, control::router(app))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|err| format!("HTTP control server failed: {err}"));
+    let listener = TcpListener::from_std(listener)
+        .map_err(|err| format!("HTTP control server failed: {err}"))?;
+    let mut acceptor = Acceptor::new(listener, app.config.max_connections, None, "control");
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config.header_timeout);
+    let router = control::router(app.clone());
+    loop {
+        let accepted = tokio::select! {
+            accepted = acceptor.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let conn = match accepted {
+            Accepted::Open(conn) => conn,
+            Accepted::OverCap(stream) => {
+                tokio::spawn(turn_away(stream));
+                continue;
+            }
+        };
+        let peer = conn.peer_addr();
+        let connection = http1.serve_connection(
+            TokioIo::new(conn),
+            TowerToHyperService::new(router.clone()),
+        );
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stop.cancelled() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = served {
+                tracing::debug!(?peer, "control connection ended: {err}");
+            }
+        });
+    }
+    // Stop listening, then wait for the open connections to finish.
+    acceptor.closed().await;
     // Should the server stop by itself, the service shuts down.
-    draining.cancel();
-    served
+    app.draining.cancel();
+    Ok(())
+}
+
+/// Answers a control connection beyond `MAX_CONNECTIONS` with a 503 and
+/// closes it, without reading its request: a client learns why at once.
+async fn turn_away(mut stream: TcpStream) {
+    const BODY: &str = r#"{"detail":"too many open connections (MAX_CONNECTIONS): retry shortly"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
 async fn serve_grpc<D: Definition>(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     app: Arc<App<D>>,
     health: HealthServer<impl Health>,
     stop: CancellationToken,
@@ -326,8 +409,27 @@ async fn serve_grpc<D: Definition>(
         .add_service(reflection_v1alpha);
 
     let draining = app.draining.clone();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let listener =
+        TcpListener::from_std(listener).map_err(|err| format!("gRPC data server failed: {err}"))?;
+    let acceptor = Acceptor::new(
+        listener,
+        app.config.max_connections,
+        Some(app.config.idle_timeout),
+        "data",
+    );
+    // Connections beyond the cap are closed at once: a gRPC client
+    // retries with backoff.
+    let incoming = futures_util::stream::unfold(acceptor, |mut acceptor| async move {
+        loop {
+            if let Accepted::Open(conn) = acceptor.accept().await {
+                return Some((Ok::<_, std::io::Error>(conn), acceptor));
+            }
+        }
+    });
     let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(GRPC_MAX_CONCURRENT_STREAMS)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await
@@ -337,14 +439,61 @@ async fn serve_grpc<D: Definition>(
     served
 }
 
-async fn bind(config: &Config, port: u16, what: &str) -> Result<TcpListener, StartError> {
+/// How often the data port pings a connection's peer: a peer that does not
+/// answer within [`GRPC_KEEPALIVE_TIMEOUT`] is gone, and one that answers is
+/// not idle (see `IDLE_CONNECTION_TIMEOUT_SECS`).
+const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// How long the data port waits for a keepalive ping's answer.
+const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most requests one gRPC connection may have open at once.
+const GRPC_MAX_CONCURRENT_STREAMS: u32 = 256;
+
+/// Binds a port now, so that a busy port fails the start; the servers
+/// register the socket with their own runtime.
+fn bind(config: &Config, port: u16, what: &str) -> Result<std::net::TcpListener, StartError> {
     let addr = SocketAddr::new(config.host, port);
-    TcpListener::bind(addr)
-        .await
-        .map_err(|err| StartError(format!("binding the {what} port {addr}: {err}")))
+    let fail = |err: std::io::Error| StartError(format!("binding the {what} port {addr}: {err}"));
+    let listener = std::net::TcpListener::bind(addr).map_err(fail)?;
+    listener.set_nonblocking(true).map_err(fail)?;
+    Ok(listener)
 }
 
-fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {
+/// The runtime the servers run on, on threads of their own (see the
+/// module's documentation). Dropping it stops whatever still runs there.
+struct ServePlane(Option<Runtime>);
+
+impl ServePlane {
+    fn new() -> Result<ServePlane, StartError> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("svcgen-serve")
+            .enable_all()
+            .build()
+            .map(|runtime| ServePlane(Some(runtime)))
+            .map_err(|err| StartError(format!("starting the servers' runtime: {err}")))
+    }
+
+    fn handle(&self) -> &Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle(),
+            None => unreachable!("the runtime is only taken on drop"),
+        }
+    }
+}
+
+impl Drop for ServePlane {
+    fn drop(&mut self) {
+        // Not a blocking drop: this may run inside the main runtime.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn local_addr(listener: &std::net::TcpListener) -> Result<SocketAddr, StartError> {
     listener
         .local_addr()
         .map_err(|err| StartError(format!("reading a bound address: {err}")))

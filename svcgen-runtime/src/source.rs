@@ -40,6 +40,7 @@ pub const FILES: &[File] = files![
     "src/frames.rs",
     "src/ids.rs",
     "src/lib.rs",
+    "src/listen.rs",
     "src/logging.rs",
     "src/macros.rs",
     "src/runner.rs",

@@ -16,9 +16,9 @@
 //! One mutex guards it all; every critical section is a few map operations
 //! and never awaits, so contention stays negligible next to handler work.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prost::bytes::Bytes;
 // Tokio's clock, so that a test with a paused clock drives retention.
@@ -45,6 +45,9 @@ pub(crate) const MAX_TOMBSTONES: usize = 100_000;
 
 /// The longest error a tombstone keeps, in bytes.
 const MAX_TOMBSTONE_ERROR: usize = 1024;
+
+/// The error of a task cancelled by `POST /control/cancel/{poll_id}`.
+pub(crate) const CANCELLED: &str = "cancelled";
 
 /// What `Retry-After` says when too many tasks run: about one poll of the
 /// orchestrator.
@@ -96,6 +99,29 @@ pub(crate) struct TaskView {
     /// A tombstone: the task finished longer than the retention period
     /// ago, and its result (if it had one) is gone.
     pub(crate) expired: bool,
+}
+
+/// One task as `GET /control/tasks` lists it.
+pub(crate) struct TaskSummary {
+    pub(crate) task_id: String,
+    pub(crate) method: String,
+    /// The orchestrator's workflow id, shortened as in log lines.
+    pub(crate) workflow_id: String,
+    pub(crate) status: TaskStatus,
+    pub(crate) progress: u8,
+    pub(crate) started_at: SystemTime,
+    pub(crate) finished_at: Option<SystemTime>,
+}
+
+/// The outcome of [`TaskStore::cancel`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Cancel {
+    /// The task was running and is now failed with [`CANCELLED`].
+    Cancelled,
+    /// The task had already finished this way: nothing changed.
+    AlreadyFinished(TaskStatus),
+    /// No such task.
+    Unknown,
 }
 
 /// The outcome of [`TaskStore::start`].
@@ -183,6 +209,10 @@ struct Inner {
     running: HashMap<DedupeKey, String>,
     /// Finished tasks within their retention, oldest first.
     finished: VecDeque<(Instant, String)>,
+    /// Every task of `tasks` by when it started (a sequence number): the
+    /// order of the task list, newest first.
+    by_start: BTreeMap<u64, String>,
+    next_seq: u64,
     /// What the finished tasks within their retention are charged.
     stored_bytes: usize,
     /// How many of them are `GetLastResult` records.
@@ -200,6 +230,13 @@ struct Task {
     method: String,
     rpc: String,
     state: State,
+    /// Its key in `by_start`.
+    seq: u64,
+    /// The orchestrator's workflow id as [`short`] shows it (at most 64
+    /// characters): for the task list, after the full ids have gone.
+    workflow: Box<str>,
+    started_at: SystemTime,
+    finished_at: Option<SystemTime>,
 }
 
 enum State {
@@ -291,18 +328,20 @@ impl TaskStore {
         let progress = Progress::default();
         let cancel = parent.child_token();
         inner.running.insert(key.clone(), task_id.clone());
-        inner.tasks.insert(
-            task_id.clone(),
-            Task {
-                method: key.method.clone(),
-                rpc: rpc.to_string(),
-                state: State::Running {
-                    key,
-                    progress: progress.clone(),
-                    cancel: cancel.clone(),
-                },
+        let task = Task {
+            method: key.method.clone(),
+            rpc: rpc.to_string(),
+            workflow: short(&key.workflow_id).into(),
+            state: State::Running {
+                key,
+                progress: progress.clone(),
+                cancel: cancel.clone(),
             },
-        );
+            seq: 0,
+            started_at: SystemTime::now(),
+            finished_at: None,
+        };
+        inner.insert(task_id.clone(), task);
         Start::Started {
             task_id,
             progress,
@@ -317,6 +356,7 @@ impl TaskStore {
     pub(crate) fn record_latest(
         &self,
         orchestrator_task_id: &str,
+        workflow_id: &str,
     ) -> Result<Option<String>, Refusal> {
         let mut inner = self.lock();
         let Some(snapshot) = inner.latest.clone() else {
@@ -335,14 +375,17 @@ impl TaskStore {
             });
         }
         let task_id = self.mint(&inner, orchestrator_task_id)?;
-        inner.tasks.insert(
-            task_id.clone(),
-            Task {
-                method: GET_LAST_RESULT.to_string(),
-                rpc: GET_LAST_RESULT.to_string(),
-                state: State::Latest(snapshot),
-            },
-        );
+        let now = SystemTime::now();
+        let task = Task {
+            method: GET_LAST_RESULT.to_string(),
+            rpc: GET_LAST_RESULT.to_string(),
+            state: State::Latest(snapshot),
+            seq: 0,
+            workflow: short(workflow_id).into(),
+            started_at: now,
+            finished_at: Some(now),
+        };
+        inner.insert(task_id.clone(), task);
         inner.latest_records += 1;
         inner.finished.push_back((Instant::now(), task_id.clone()));
         Ok(Some(task_id))
@@ -356,56 +399,48 @@ impl TaskStore {
         task_id: &str,
         outcome: Result<Encoded, String>,
     ) -> Result<(), String> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let Some(task) = inner.tasks.get_mut(task_id) else {
-            return Err(format!("task {task_id} is no longer known"));
+        let mut inner = self.lock();
+        inner.finish(task_id, outcome)
+    }
+
+    /// Cancels a running task: it fails with [`CANCELLED`] at once, its
+    /// dedupe key is free, and its handler sees `ctx.is_cancelled()` (the
+    /// runner then drops it at its next `.await`).
+    pub(crate) fn cancel(&self, task_id: &str) -> Cancel {
+        let mut inner = self.lock();
+        let status = match (inner.tasks.get(task_id), inner.tombstones.get(task_id)) {
+            (Some(task), _) => task.state.status(),
+            (None, Some(tombstone)) => tombstone.status,
+            (None, None) => return Cancel::Unknown,
         };
-        let State::Running { progress, .. } = &task.state else {
-            return task.state.outcome();
-        };
-        let message = progress.message();
-        let percent = progress.get();
-        let message_bytes = message.as_ref().map_or(0, String::len);
-        let (state, recorded) = match outcome {
-            Ok(result) => {
-                let finished = Finished {
-                    task_id: Arc::from(task_id),
-                    result,
-                };
-                inner
-                    .latest_by_method
-                    .insert(finished.method(), finished.clone());
-                inner.latest = Some(finished.clone());
-                let charge = RECORD_BYTES + finished.result.field.len() + message_bytes;
-                let state = State::Complete {
-                    finished,
-                    message,
-                    charge,
-                };
-                (state, Ok(()))
-            }
-            Err(error) => {
-                let charge = RECORD_BYTES + error.len() + message_bytes;
-                let state = State::Failed {
-                    error: error.clone(),
-                    progress: percent,
-                    message,
-                    charge,
-                };
-                (state, Err(error))
-            }
-        };
-        inner.stored_bytes += state.charge();
-        // The running state holds the orchestrator's ids: they go with it.
-        if let State::Running { key, cancel, .. } = std::mem::replace(&mut task.state, state) {
-            cancel.cancel();
-            inner.running.remove(&key);
+        if status != TaskStatus::Running {
+            return Cancel::AlreadyFinished(status);
         }
+        let _ = inner.finish(task_id, Err(CANCELLED.to_string()));
+        Cancel::Cancelled
+    }
+
+    /// The tasks within their retention, newest first: at most `limit`,
+    /// only those with `status` when given.
+    pub(crate) fn list(&self, limit: usize, status: Option<TaskStatus>) -> Vec<TaskSummary> {
+        let inner = self.lock();
         inner
-            .finished
-            .push_back((Instant::now(), task_id.to_string()));
-        recorded
+            .by_start
+            .values()
+            .rev()
+            .filter_map(|task_id| Some((task_id, inner.tasks.get(task_id)?)))
+            .filter(|(_, task)| status.is_none_or(|status| task.state.status() == status))
+            .take(limit)
+            .map(|(task_id, task)| TaskSummary {
+                task_id: task_id.clone(),
+                method: task.method.clone(),
+                workflow_id: task.workflow.to_string(),
+                status: task.state.status(),
+                progress: task.state.progress(),
+                started_at: task.started_at,
+                finished_at: task.finished_at,
+            })
+            .collect()
     }
 
     /// Status of one task, or `None` for an unknown or forgotten id.
@@ -578,6 +613,7 @@ impl TaskStore {
                 break;
             };
             if let Some(task) = inner.tasks.remove(&task_id) {
+                inner.by_start.remove(&task.seq);
                 inner.bury(task_id, finished_at, task);
             }
         }
@@ -595,6 +631,68 @@ impl TaskStore {
 }
 
 impl Inner {
+    /// Adds a task, the newest.
+    fn insert(&mut self, task_id: String, mut task: Task) {
+        task.seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_start.insert(task.seq, task_id.clone());
+        self.tasks.insert(task_id, task);
+    }
+
+    /// Records how a task ended (see [`TaskStore::finish`]).
+    fn finish(&mut self, task_id: &str, outcome: Result<Encoded, String>) -> Result<(), String> {
+        let inner = self;
+        let Some(task) = inner.tasks.get_mut(task_id) else {
+            return Err(format!("task {task_id} is no longer known"));
+        };
+        let State::Running { progress, .. } = &task.state else {
+            return task.state.outcome();
+        };
+        let message = progress.message();
+        let percent = progress.get();
+        let message_bytes = message.as_ref().map_or(0, String::len);
+        let (state, recorded) = match outcome {
+            Ok(result) => {
+                let finished = Finished {
+                    task_id: Arc::from(task_id),
+                    result,
+                };
+                inner
+                    .latest_by_method
+                    .insert(finished.method(), finished.clone());
+                inner.latest = Some(finished.clone());
+                let charge = RECORD_BYTES + finished.result.field.len() + message_bytes;
+                let state = State::Complete {
+                    finished,
+                    message,
+                    charge,
+                };
+                (state, Ok(()))
+            }
+            Err(error) => {
+                let charge = RECORD_BYTES + error.len() + message_bytes;
+                let state = State::Failed {
+                    error: error.clone(),
+                    progress: percent,
+                    message,
+                    charge,
+                };
+                (state, Err(error))
+            }
+        };
+        inner.stored_bytes += state.charge();
+        // The running state holds the orchestrator's ids: they go with it.
+        task.finished_at = Some(SystemTime::now());
+        if let State::Running { key, cancel, .. } = std::mem::replace(&mut task.state, state) {
+            cancel.cancel();
+            inner.running.remove(&key);
+        }
+        inner
+            .finished
+            .push_back((Instant::now(), task_id.to_string()));
+        recorded
+    }
+
     /// Replaces a finished task past its retention by its tombstone.
     fn bury(&mut self, task_id: String, finished_at: Instant, task: Task) {
         self.stored_bytes = self.stored_bytes.saturating_sub(task.state.charge());
@@ -609,6 +707,7 @@ impl Inner {
             } => (TaskStatus::Failed, progress, Some(bounded(error))),
             // Never in `finished`; kept as it is should it ever be.
             State::Running { .. } => {
+                self.by_start.insert(task.seq, task_id.clone());
                 self.tasks.insert(task_id, task);
                 return;
             }
@@ -626,6 +725,22 @@ impl Inner {
 }
 
 impl State {
+    fn status(&self) -> TaskStatus {
+        match self {
+            State::Running { .. } => TaskStatus::Running,
+            State::Complete { .. } | State::Latest(_) => TaskStatus::Complete,
+            State::Failed { .. } => TaskStatus::Failed,
+        }
+    }
+
+    fn progress(&self) -> u8 {
+        match self {
+            State::Running { progress, .. } => progress.get(),
+            State::Complete { .. } | State::Latest(_) => 100,
+            State::Failed { progress, .. } => *progress,
+        }
+    }
+
     /// What the task is charged in the result budget.
     fn charge(&self) -> usize {
         match self {
@@ -821,7 +936,7 @@ mod tests {
             .collect();
         for n in 0..2000 {
             assert!(store
-                .record_latest(&format!("last{n}"))
+                .record_latest(&format!("last{n}"), "w")
                 .is_ok_and(|id| id.is_some()));
         }
         tokio::time::advance(HOUR - Duration::from_secs(1)).await;
@@ -862,7 +977,7 @@ mod tests {
             "a repeat of a running task is joined, never refused"
         );
         assert!(
-            store.record_latest("last").is_ok_and(|id| id.is_some()),
+            store.record_latest("last", "w").is_ok_and(|id| id.is_some()),
             "GetLastResult holds no result: not refused by the budget"
         );
         assert!(store.result(Some(&big), "Produce").is_ok(), "kept");
@@ -883,7 +998,7 @@ mod tests {
             ..limits(Duration::from_secs(60))
         });
         assert!(
-            matches!(store.record_latest("early"), Ok(None)),
+            matches!(store.record_latest("early", "w"), Ok(None)),
             "no result yet: nothing to point at"
         );
         let produced = started(&store, "p", "Produce");
@@ -893,12 +1008,12 @@ mod tests {
         let records: Vec<String> = (0..3)
             .map(|n| {
                 store
-                    .record_latest(&format!("last{n}"))
+                    .record_latest(&format!("last{n}"), "w")
                     .expect("room for three")
                     .expect("a result to point at")
             })
             .collect();
-        let refused = store.record_latest("one more").expect_err("a fourth");
+        let refused = store.record_latest("one more", "w").expect_err("a fourth");
         assert_eq!(refused.kind, Overload::Full, "{refused:?}");
         for id in &records {
             let last = store.last_result(Some(id)).ok().map(|f| f.task_id);
