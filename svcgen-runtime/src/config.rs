@@ -228,11 +228,16 @@ impl Config {
                 .unwrap_or(defaults.upstream_streaming),
             upstream_max_result_bytes: positive(&get, "UPSTREAM_MAX_RESULT_BYTES", BYTES)?
                 .unwrap_or(defaults.upstream_max_result_bytes),
-            shutdown_grace: seconds(&get, "SHUTDOWN_GRACE_SECS")?.unwrap_or(defaults.shutdown_grace),
+            shutdown_grace: seconds(&get, "SHUTDOWN_GRACE_SECS")?
+                .unwrap_or(defaults.shutdown_grace),
             long_deadline: seconds(&get, "LONG_METHOD_TIMEOUT_SECS")?,
             method_deadlines: method_deadlines(&get)?,
-            max_connections: positive(&get, "MAX_CONNECTIONS", "a number of connections, at least 1")?
-                .unwrap_or(defaults.max_connections),
+            max_connections: positive(
+                &get,
+                "MAX_CONNECTIONS",
+                "a number of connections, at least 1",
+            )?
+            .unwrap_or(defaults.max_connections),
             header_timeout: seconds(&get, "REQUEST_HEADER_TIMEOUT_SECS")?
                 .unwrap_or(defaults.header_timeout),
             body_timeout: seconds(&get, "REQUEST_BODY_TIMEOUT_SECS")?
@@ -373,7 +378,11 @@ fn method_deadlines(
                    e.g. TrainModel=7200,ScoreBatch=600",
     };
     let mut deadlines: Vec<(String, Duration)> = Vec::new();
-    for pair in value.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+    for pair in value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
         let (method, secs) = pair.split_once('=').ok_or_else(invalid)?;
         let (method, secs) = (method.trim(), secs.trim());
         let secs: u64 = secs.parse().map_err(|_| invalid())?;
@@ -613,17 +622,38 @@ mod tests {
             _ => None,
         })
         .expect("valid deadlines");
-        let after = |method: &str, kind| config.deadline(method, kind).map(|d| (d.after.as_secs(), d.setting));
-        assert_eq!(after("TrainModel", Long), Some((7200, "METHOD_TIMEOUT_SECS")));
+        let after = |method: &str, kind| {
+            config
+                .deadline(method, kind)
+                .map(|d| (d.after.as_secs(), d.setting))
+        };
+        assert_eq!(
+            after("TrainModel", Long),
+            Some((7200, "METHOD_TIMEOUT_SECS"))
+        );
         assert_eq!(after("Export", Quick), Some((5, "METHOD_TIMEOUT_SECS")));
-        assert_eq!(after("Score", Long), Some((600, "LONG_METHOD_TIMEOUT_SECS")));
-        assert_eq!(after("Ping", Quick), Some((20, "QUICK_METHOD_TIMEOUT_SECS")));
-        assert_eq!(Config::default().deadline("Score", Long), None, "long: none by default");
+        assert_eq!(
+            after("Score", Long),
+            Some((600, "LONG_METHOD_TIMEOUT_SECS"))
+        );
+        assert_eq!(
+            after("Ping", Quick),
+            Some((20, "QUICK_METHOD_TIMEOUT_SECS"))
+        );
+        assert_eq!(
+            Config::default().deadline("Score", Long),
+            None,
+            "long: none by default"
+        );
         for bad in ["TrainModel", "TrainModel=0", "=5", "A=1,A=2", "A=x"] {
-            let err = Config::from_lookup(|name| (name == "METHOD_TIMEOUT_SECS").then(|| bad.into()))
-                .expect_err(bad)
-                .to_string();
-            assert!(err.starts_with("METHOD_TIMEOUT_SECS=") && err.contains("e.g. TrainModel=7200"), "{err}");
+            let err =
+                Config::from_lookup(|name| (name == "METHOD_TIMEOUT_SECS").then(|| bad.into()))
+                    .expect_err(bad)
+                    .to_string();
+            assert!(
+                err.starts_with("METHOD_TIMEOUT_SECS=") && err.contains("e.g. TrainModel=7200"),
+                "{err}"
+            );
         }
     }
 }

@@ -19,7 +19,9 @@ use crate::context::TaskContext;
 use crate::definition::{Definition, MethodKind};
 use crate::ids::{short, MAX_ID_BYTES};
 use crate::runner;
-use crate::tasks::{unknown_task, Cancel, DedupeKey, Overload, Refusal, Start, TaskView, CANCELLED};
+use crate::tasks::{
+    unknown_task, Cancel, DedupeKey, Overload, Refusal, Start, TaskView, CANCELLED,
+};
 use crate::wire::{
     timestamp, CancelResponse, ExecuteRequest, ExecuteResponse, OutputResponse, StatusResponse,
     TaskEntry, TaskList, TaskStatus,
@@ -77,7 +79,10 @@ async fn execute<D: Definition>(
     // quick task returns.
     drop(body);
     if request.method == GET_LAST_RESULT {
-        let Some(task_id) = app.store.record_latest(&request.task_id, &request.workflow_id)? else {
+        let Some(task_id) = app
+            .store
+            .record_latest(&request.task_id, &request.workflow_id)?
+        else {
             return Ok(Json(ExecuteResponse::Failed {
                 error: format!(
                     "{GET_LAST_RESULT} has no result to point at: no task has completed yet"
@@ -225,7 +230,12 @@ async fn tasks<D: Definition>(
 ) -> Result<Json<TaskList>, ApiError> {
     let mut limit = DEFAULT_LIST_LIMIT;
     let mut status = None;
-    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "limit" => {
@@ -355,15 +365,14 @@ fn parse_execute(headers: &HeaderMap, body: &[u8]) -> Result<ExecuteRequest, Api
         return Err(ApiError::bad_request("body must be a JSON object"));
     }
     let mut json = serde_json::Deserializer::from_slice(body);
-    let request: ExecuteRequest =
-        serde_path_to_error::deserialize(&mut json).map_err(|err| {
-            let path = err.path().to_string();
-            match err.into_inner() {
-                err if !err.is_data() => not_json(err),
-                err if path == "." => ApiError::unprocessable(err.to_string()),
-                err => ApiError::unprocessable(format!("field `{path}`: {err}")),
-            }
-        })?;
+    let request: ExecuteRequest = serde_path_to_error::deserialize(&mut json).map_err(|err| {
+        let path = err.path().to_string();
+        match err.into_inner() {
+            err if !err.is_data() => not_json(err),
+            err if path == "." => ApiError::unprocessable(err.to_string()),
+            err => ApiError::unprocessable(format!("field `{path}`: {err}")),
+        }
+    })?;
     json.end().map_err(not_json)?;
     for (field, value) in [
         ("method", &request.method),

@@ -314,10 +314,8 @@ async fn serve_http<D: Definition>(
             }
         };
         let peer = conn.peer_addr();
-        let connection = http1.serve_connection(
-            TokioIo::new(conn),
-            TowerToHyperService::new(router.clone()),
-        );
+        let connection =
+            http1.serve_connection(TokioIo::new(conn), TowerToHyperService::new(router.clone()));
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);

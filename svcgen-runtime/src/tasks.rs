@@ -977,7 +977,9 @@ mod tests {
             "a repeat of a running task is joined, never refused"
         );
         assert!(
-            store.record_latest("last", "w").is_ok_and(|id| id.is_some()),
+            store
+                .record_latest("last", "w")
+                .is_ok_and(|id| id.is_some()),
             "GetLastResult holds no result: not refused by the budget"
         );
         assert!(store.result(Some(&big), "Produce").is_ok(), "kept");
