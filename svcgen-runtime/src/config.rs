@@ -477,6 +477,25 @@ mod tests {
             ),
             (Duration::from_secs(3600), 1000, 1 << 30)
         );
+        // Inline inputs are the only large part of an execute.
+        assert_eq!(defaults.max_body_bytes, 4 << 20);
+        let connections = (
+            defaults.max_connections,
+            defaults.header_timeout,
+            defaults.body_timeout,
+            defaults.idle_timeout,
+            defaults.long_deadline,
+        );
+        assert_eq!(
+            connections,
+            (
+                1024,
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+                Duration::from_secs(60),
+                None
+            )
+        );
         let config = Config::from_lookup(|key| match key {
             "MAX_RUNNING_TASKS" => Some("50".to_string()),
             "MAX_RESULT_STORE_BYTES" => Some("1048576".to_string()),
