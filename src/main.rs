@@ -5,20 +5,27 @@
 mod add_method;
 mod add_upstream;
 mod cli;
+mod control_client;
+mod data_reference;
+mod deadline;
 mod diff;
 mod exec;
+mod http_json;
 mod layout;
 mod lockfile;
 mod manifest;
 mod names;
 mod new;
 mod pipeline;
+mod progress;
 mod project;
 mod prompt;
 mod proto_edit;
 mod regenerate;
 mod render;
+mod run_ids;
 mod spec;
+mod task_run;
 mod upstream_proto;
 mod write;
 
