@@ -4,9 +4,17 @@
 
 pub mod compose;
 pub mod connect;
+pub mod connections_file;
 pub mod export;
+pub mod export_doc;
+pub mod export_proto;
+pub mod export_write;
+pub mod graph;
 pub mod init;
+pub mod mapping;
+pub mod proto_text;
 pub mod run;
+pub mod services;
 pub mod submit;
 pub mod usecase;
 

@@ -1,0 +1,154 @@
+//! The pipeline as a graph, the way the platform reads it: which rpcs of a
+//! node become operations, where each operation sends its result, each
+//! node's type, and the acyclic-with-a-start-node rule.
+
+use super::usecase::{violation, Connection, Node, Rpc, UseCase};
+use anyhow::Result;
+
+/// A node's role, from its edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeType {
+    /// No incoming connection (an isolated node too).
+    DataSource,
+    /// Incoming and outgoing connections.
+    MLModel,
+    /// Incoming connections only.
+    DataSink,
+}
+
+impl NodeType {
+    /// The blueprint's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::DataSource => "DataSource",
+            NodeType::MLModel => "MLModel",
+            NodeType::DataSink => "DataSink",
+        }
+    }
+}
+
+/// One operation of a node and the (node, rpc) pairs it feeds.
+#[derive(Debug, Clone)]
+pub struct Operation<'a> {
+    /// The rpc.
+    pub rpc: &'a Rpc,
+    /// Targets, in connection order.
+    pub connected_to: Vec<(&'a str, &'a str)>,
+}
+
+/// The type of `node`.
+pub fn node_type(usecase: &UseCase, node: &Node) -> NodeType {
+    let incoming = usecase
+        .connections
+        .iter()
+        .any(|c| c.to_node == node.dir_name);
+    let outgoing = usecase
+        .connections
+        .iter()
+        .any(|c| c.from_node == node.dir_name);
+    match (incoming, outgoing) {
+        (false, _) => NodeType::DataSource,
+        (true, false) => NodeType::DataSink,
+        (true, true) => NodeType::MLModel,
+    }
+}
+
+/// The operations of `node`: the rpcs connections name on it (as source
+/// or target), or every rpc when none is named; each with the targets of
+/// the connections from it (or from the whole node, when those name no
+/// `from_method`).
+pub fn operations<'a>(usecase: &'a UseCase, node: &'a Node) -> Vec<Operation<'a>> {
+    let from = usecase
+        .connections
+        .iter()
+        .filter(|c| c.from_node == node.dir_name)
+        .filter_map(|c| c.from_method.as_deref());
+    let to = usecase
+        .connections
+        .iter()
+        .filter(|c| c.to_node == node.dir_name)
+        .map(|c| c.to_method.as_str());
+    let named: Vec<&str> = from.chain(to).collect();
+    node.rpcs
+        .iter()
+        .filter(|rpc| named.is_empty() || named.contains(&rpc.name.as_str()))
+        .map(|rpc| Operation {
+            rpc,
+            connected_to: targets(&usecase.connections, node, &rpc.name),
+        })
+        .collect()
+}
+
+fn targets<'a>(connections: &'a [Connection], node: &Node, rpc: &str) -> Vec<(&'a str, &'a str)> {
+    connections
+        .iter()
+        .filter(|c| c.from_node == node.dir_name)
+        .filter(|c| c.from_method.as_deref().is_none_or(|m| m == rpc))
+        .map(|c| (c.to_node.as_str(), c.to_method.as_str()))
+        .collect()
+}
+
+/// Refuses a cycle among the nodes (a node feeding itself included); with
+/// none, some node has no incoming connection: the start node.
+pub fn check_acyclic(nodes: &[Node], connections: &[Connection]) -> Result<()> {
+    let index = |name: &str| nodes.iter().position(|n| n.dir_name == name);
+    let edges: Vec<(usize, usize, &Connection)> = connections
+        .iter()
+        .filter_map(|c| Some((index(&c.from_node)?, index(&c.to_node)?, c)))
+        .collect();
+    let mut state = vec![Visit::New; nodes.len()];
+    let mut path = Vec::new();
+    for start in 0..nodes.len() {
+        if let Some(closing) = visit(start, &edges, &mut state, &mut path) {
+            let names: Vec<&str> = path.iter().map(|&i| nodes[i].dir_name.as_str()).collect();
+            return Err(violation(
+                &closing.from_node,
+                closing.from_method.as_deref(),
+                format!(
+                    "the connection to `{}.{}` closes a cycle ({} -> {}); a pipeline must be acyclic with a start node",
+                    closing.to_node,
+                    closing.to_method,
+                    names.join(" -> "),
+                    closing.to_node
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    New,
+    OnPath,
+    Done,
+}
+
+/// Depth-first from `at`; the connection that closes a cycle, with `path`
+/// left holding the nodes from the cycle's start.
+fn visit<'a>(
+    at: usize,
+    edges: &[(usize, usize, &'a Connection)],
+    state: &mut [Visit],
+    path: &mut Vec<usize>,
+) -> Option<&'a Connection> {
+    if state[at] != Visit::New {
+        return None;
+    }
+    state[at] = Visit::OnPath;
+    path.push(at);
+    for &(from, to, c) in edges.iter().filter(|e| e.0 == at) {
+        debug_assert_eq!(from, at);
+        if state[to] == Visit::OnPath {
+            let start = path.iter().position(|&n| n == to).unwrap_or(0);
+            path.drain(..start);
+            return Some(c);
+        }
+        if let Some(found) = visit(to, edges, state, path) {
+            return Some(found);
+        }
+    }
+    path.pop();
+    state[at] = Visit::Done;
+    None
+}
