@@ -80,7 +80,6 @@ fn poll(
     deadline: &Deadline,
     bar: &TaskProgress,
 ) -> Outcome {
-    bar.running(None, None);
     // Bounded in count as well as by the deadline.
     let most = (deadline.remaining().as_secs_f64() / every.as_secs_f64()) as u64 + 2;
     for _ in 0..most {

@@ -5,6 +5,7 @@
 pub mod compose;
 pub mod connect;
 pub mod connections_file;
+pub mod endpoints;
 pub mod export;
 pub mod export_doc;
 pub mod export_proto;
@@ -12,10 +13,13 @@ pub mod export_write;
 pub mod graph;
 pub mod init;
 pub mod mapping;
+pub mod orchestrator_api;
 pub mod proto_text;
 pub mod run;
+pub mod run_report;
 pub mod services;
 pub mod submit;
+pub mod task_graph;
 pub mod usecase;
 
 use clap::{Args, Subcommand};
