@@ -99,22 +99,46 @@ pub fn check_acyclic(nodes: &[Node], connections: &[Connection]) -> Result<()> {
     let mut state = vec![Visit::New; nodes.len()];
     let mut path = Vec::new();
     for start in 0..nodes.len() {
-        if let Some(closing) = visit(start, &edges, &mut state, &mut path) {
-            let names: Vec<&str> = path.iter().map(|&i| nodes[i].dir_name.as_str()).collect();
-            return Err(violation(
-                &closing.from_node,
-                closing.from_method.as_deref(),
-                format!(
-                    "the connection to `{}.{}` closes a cycle ({} -> {}); a pipeline must be acyclic with a start node",
-                    closing.to_node,
-                    closing.to_method,
-                    names.join(" -> "),
-                    closing.to_node
-                ),
-            ));
+        if visit(start, &edges, &mut state, &mut path).is_some() {
+            return Err(cycle_error(nodes, connections, &path));
         }
     }
     Ok(())
+}
+
+/// The cycle through the nodes `path` (back to its first), reported at its
+/// connection that comes last in the file (the one just added, for `connect`).
+fn cycle_error(nodes: &[Node], connections: &[Connection], path: &[usize]) -> anyhow::Error {
+    let name = |i: usize| nodes[i].dir_name.as_str();
+    let hops: Vec<(usize, usize)> = (0..path.len())
+        .map(|k| (path[k], path[(k + 1) % path.len()]))
+        .collect();
+    let last = connections
+        .iter()
+        .rposition(|c| {
+            hops.iter()
+                .any(|&(a, b)| c.from_node == name(a) && c.to_node == name(b))
+        })
+        .unwrap_or(0);
+    let closing = &connections[last];
+    let from = hops
+        .iter()
+        .position(|&(a, b)| closing.from_node == name(a) && closing.to_node == name(b))
+        .unwrap_or(0);
+    let mut ring: Vec<&str> = (0..path.len())
+        .map(|k| name(path[(from + 1 + k) % path.len()]))
+        .collect();
+    ring.push(ring[0]);
+    violation(
+        &closing.from_node,
+        closing.from_method.as_deref(),
+        format!(
+            "the connection to `{}.{}` makes a cycle ({}); a pipeline must be acyclic with a start node",
+            closing.to_node,
+            closing.to_method,
+            ring.join(" -> ")
+        ),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

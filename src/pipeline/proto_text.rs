@@ -348,10 +348,17 @@ fn line_start_with_comments(text: &str, at: usize) -> usize {
     let mut start = line_start(text, at);
     while start > 0 {
         let above = line_start(text, start - 1);
-        if !text[above..start].trim_start().starts_with("//") {
+        let line = text[above..start].trim();
+        if line.starts_with("//") {
+            start = above;
+        } else if line.ends_with("*/") {
+            match text[..start].rfind("/*") {
+                Some(open) => start = line_start(text, open),
+                None => break,
+            }
+        } else {
             break;
         }
-        start = above;
     }
     start
 }
@@ -363,7 +370,8 @@ mod tests {
     const PROTO: &str = r#"syntax = "proto3";
 package demo; // the package
 
-// A request.
+/* A request,
+   in a block. */
 // Two lines.
 message In { string a = 1; Nested n = 2; }
 
@@ -389,7 +397,8 @@ service Demo {
         let names: Vec<_> = proto.definitions.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["In", "Nested", "Other"]);
         let first = &proto.definitions[0];
-        assert!(PROTO[first.span.clone()].starts_with("// A request.\n// Two lines.\nmessage In"));
+        assert!(PROTO[first.span.clone()]
+            .starts_with("/* A request,\n   in a block. */\n// Two lines.\nmessage In"));
         assert!(PROTO[first.span.clone()].ends_with("}\n"));
         assert!(first.uses.contains(&"Nested".to_string()));
         assert!(proto.definitions[1].uses.contains(&"Other".to_string()));
@@ -406,10 +415,10 @@ service Demo {
         assert_eq!(
             rpcs,
             [
-                ("One", true, false, 16),
-                ("Two", false, false, 17),
-                ("Three", true, true, 19),
-                ("Four", false, false, 20)
+                ("One", true, false, 17),
+                ("Two", false, false, 18),
+                ("Three", true, true, 20),
+                ("Four", false, false, 21)
             ]
         );
         assert_eq!(proto.rpcs[0].input, "In");
