@@ -1,101 +1,26 @@
-//! `svcgen pipeline submit` against a fake orchestrator written here (plain
+//! `svcgen pipeline submit` against a fake orchestrator (tests/fake_http: plain
 //! HTTP/1.1 on a loopback port): it records every request and plays back
 //! the workflow's and its tasks' states, the way the orchestrator's API
 //! answers them.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 mod common;
+mod fake_http;
 
-/// One request the fake orchestrator received.
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    body: String,
-}
+use fake_http::{FakeHttp, Request};
 
 /// What the fake answers to each look at the workflow, in turn (the last
 /// one repeats): the workflow's status and its tasks.
 type Script = Vec<(&'static str, Value)>;
 
-/// A fake orchestrator API on 127.0.0.1; serves at most 100 requests.
-struct FakeOrchestrator {
-    url: String,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
-
-impl FakeOrchestrator {
-    fn start(script: Script) -> FakeOrchestrator {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        std::thread::spawn(move || {
-            let mut looks = 0;
-            for stream in listener.incoming().take(100) {
-                let Ok(mut stream) = stream else { continue };
-                let Some(request) = read_request(&mut stream) else {
-                    continue;
-                };
-                let (status, body) = answer(&request, &script, &mut looks);
-                seen.lock().expect("requests").push(request);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        FakeOrchestrator { url, requests }
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().expect("requests").clone()
-    }
-}
-
-/// Reads one request (bounded by a 5 s read timeout).
-fn read_request(stream: &mut TcpStream) -> Option<Request> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut length = 0;
-    let mut authorization = None;
-    for _ in 0..100 {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "authorization" => authorization = Some(value.trim().to_string()),
-            _ => {}
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        path,
-        authorization,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+/// A fake orchestrator API playing `script`.
+fn fake_orchestrator(script: Script) -> FakeHttp {
+    let mut looks = 0;
+    FakeHttp::start(move |request| answer(request, &script, &mut looks))
 }
 
 /// The orchestrator's answer to `request` at this point of `script`.
@@ -193,7 +118,7 @@ fn submit_posts_the_export_and_follows_the_workflow_to_completion() {
     let work = tempfile::tempdir().expect("temp dir");
     let dir = use_case(work.path());
     let (a, b) = ("task_aaaaaaaa", "task_bbbbbbbb");
-    let fake = FakeOrchestrator::start(vec![
+    let fake = fake_orchestrator(vec![
         (
             "running",
             json!([
@@ -290,7 +215,7 @@ fn submit_exits_1_with_the_failing_tasks_error() {
     let work = tempfile::tempdir().expect("temp dir");
     let dir = use_case(work.path());
     let (a, b) = ("task_aaaaaaaa", "task_bbbbbbbb");
-    let fake = FakeOrchestrator::start(vec![
+    let fake = fake_orchestrator(vec![
         (
             "running",
             json!([
