@@ -1,11 +1,11 @@
 //! `svcgen pipeline run`: runs a use case against services already running,
 //! as the orchestrator would run its exported blueprint: one task per node
-//! operation, one at a time in the orchestrator's queue order, the outputs
+//! operation, one at a time in the orchestrator's queue order (see
+//! [`TaskGraph`]), the outputs
 //! of every upstream task appended (in completion order) to the inputs of
 //! the next, the start tasks given the `--input`s; the first failure stops
 //! the run. A development tool: production runs use the orchestrator.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -62,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<String> {
         workflow_id: crate::run_ids::fresh("svcgen-run"),
         wait: &args.wait,
     };
-    let report = runner.run(&usecase.name, inputs)?;
+    let report = runner.run(&usecase.name, inputs);
     let text = if args.json {
         report.to_json()
     } else {
@@ -88,49 +88,28 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     /// Runs every task in order until one fails; reports them all.
-    fn run(&self, pipeline: &str, inputs: Vec<DataReference>) -> anyhow::Result<RunReport> {
-        let order = self.graph.order()?;
+    fn run(&self, pipeline: &str, inputs: Vec<DataReference>) -> RunReport {
         let display = Display::for_stderr();
-        let bars: Vec<TaskProgress> = order
+        let bars: Vec<TaskProgress> = self
+            .graph
+            .tasks
             .iter()
-            .map(|&i| display.task(&self.graph.tasks[i].key()))
+            .map(|task| display.task(&task.key()))
             .collect();
         bars.iter().for_each(TaskProgress::pending);
-        let mut tasks: Vec<TaskReport> = order.iter().map(|&i| self.blank_report(i)).collect();
-        let row = |task: usize| order.iter().position(|&i| i == task).unwrap_or(0);
-        let mut waiting: Vec<usize> = self.graph.tasks.iter().map(|t| t.dependencies).collect();
-        let mut queue: VecDeque<usize> = (0..waiting.len()).filter(|&i| waiting[i] == 0).collect();
-        for &start in &queue {
-            tasks[row(start)].inputs = inputs.clone();
-        }
-        let deadline = Deadline::after(self.wait.timeout);
-        let mut error = None;
-        while let Some(i) = queue.pop_front() {
-            let outputs = match self.run_one(&tasks[row(i)], &deadline, &bars[row(i)]) {
-                Outcome::Complete(output) => output.into_iter().collect::<Vec<_>>(),
-                Outcome::Failed(reason) => {
-                    error = Some(failure(&tasks[row(i)], &reason));
-                    tasks[row(i)].status = TaskState::Failed;
-                    tasks[row(i)].error = Some(reason);
-                    break;
-                }
-            };
-            tasks[row(i)].status = TaskState::Completed;
-            tasks[row(i)].outputs = outputs.clone();
-            for &next in &self.graph.tasks[i].next {
-                tasks[row(next)].inputs.extend(outputs.iter().cloned());
-                waiting[next] -= 1;
-                if waiting[next] == 0 {
-                    queue.push_back(next);
-                }
+        let mut tasks: Vec<TaskReport> = (0..bars.len()).map(|i| self.blank_report(i)).collect();
+        for (task, node) in tasks.iter_mut().zip(&self.graph.tasks) {
+            if node.dependencies == 0 {
+                task.inputs = inputs.clone();
             }
         }
+        let error = self.run_all(&mut tasks, &bars);
         for (task, bar) in tasks.iter().zip(&bars) {
             if task.status == TaskState::Pending {
                 bar.skipped();
             }
         }
-        Ok(RunReport {
+        RunReport {
             pipeline: pipeline.to_string(),
             workflow_id: self.workflow_id.clone(),
             status: if error.is_some() {
@@ -140,7 +119,32 @@ impl Runner<'_> {
             },
             error,
             tasks,
-        })
+        }
+    }
+
+    /// Runs the tasks in their order (each after all its upstreams), the
+    /// outputs of each appended to the inputs of the tasks it feeds;
+    /// stops at the first failure and returns it.
+    fn run_all(&self, tasks: &mut [TaskReport], bars: &[TaskProgress]) -> Option<String> {
+        let deadline = Deadline::after(self.wait.timeout);
+        for i in 0..tasks.len() {
+            match self.run_one(&tasks[i], &deadline, &bars[i]) {
+                Outcome::Complete(output) => {
+                    tasks[i].status = TaskState::Completed;
+                    tasks[i].outputs = output.into_iter().collect();
+                    for &next in &self.graph.tasks[i].next {
+                        let outputs = tasks[i].outputs.clone();
+                        tasks[next].inputs.extend(outputs);
+                    }
+                }
+                Outcome::Failed(reason) => {
+                    tasks[i].status = TaskState::Failed;
+                    tasks[i].error = Some(reason.clone());
+                    return Some(failure(&tasks[i], &reason));
+                }
+            }
+        }
+        None
     }
 
     /// The report of task `i` before it runs.

@@ -62,10 +62,10 @@ impl TaskNode {
     }
 }
 
-/// Every task of a blueprint, in blueprint order.
+/// Every task of a blueprint, in the order they run.
 #[derive(Debug, Clone)]
 pub struct TaskGraph {
-    /// The tasks.
+    /// The tasks; `next` indices point into this list, always forward.
     pub tasks: Vec<TaskNode>,
 }
 
@@ -96,38 +96,56 @@ impl TaskGraph {
             tasks[from].next.push(to);
             tasks[to].dependencies += 1;
         }
-        let graph = TaskGraph { tasks };
-        graph.order()?;
-        Ok(graph)
+        let order = run_order(&tasks)?;
+        Ok(TaskGraph {
+            tasks: renumbered(tasks, &order),
+        })
     }
+}
 
-    /// The order the tasks run in, or why there is none.
-    pub fn order(&self) -> anyhow::Result<Vec<usize>> {
-        let mut waiting: Vec<usize> = self.tasks.iter().map(|t| t.dependencies).collect();
-        let mut queue: VecDeque<usize> =
-            (0..self.tasks.len()).filter(|&i| waiting[i] == 0).collect();
-        if queue.is_empty() {
-            bail!("the pipeline has no start node (every operation has an upstream)");
-        }
-        let mut order = Vec::with_capacity(self.tasks.len());
-        while let Some(i) = queue.pop_front() {
-            order.push(i);
-            for &next in &self.tasks[i].next {
-                waiting[next] -= 1;
-                if waiting[next] == 0 {
-                    queue.push_back(next);
-                }
+/// The order the tasks run in (the orchestrator's queue order), or why
+/// there is none.
+fn run_order(tasks: &[TaskNode]) -> anyhow::Result<Vec<usize>> {
+    let mut waiting: Vec<usize> = tasks.iter().map(|t| t.dependencies).collect();
+    let mut queue: VecDeque<usize> = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
+    if queue.is_empty() {
+        bail!("the pipeline has no start node (every operation has an upstream)");
+    }
+    let mut order = Vec::with_capacity(tasks.len());
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &next in &tasks[i].next {
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                queue.push_back(next);
             }
         }
-        if order.len() < self.tasks.len() {
-            let stuck: Vec<String> = (0..self.tasks.len())
-                .filter(|i| !order.contains(i))
-                .map(|i| self.tasks[i].key())
-                .collect();
-            bail!("the pipeline has a cycle through {}", stuck.join(", "));
-        }
-        Ok(order)
     }
+    if order.len() < tasks.len() {
+        let stuck: Vec<String> = (0..tasks.len())
+            .filter(|i| !order.contains(i))
+            .map(|i| tasks[i].key())
+            .collect();
+        bail!("the pipeline has a cycle through {}", stuck.join(", "));
+    }
+    Ok(order)
+}
+
+/// `tasks` listed in `order`, their `next` indices renumbered to match.
+fn renumbered(tasks: Vec<TaskNode>, order: &[usize]) -> Vec<TaskNode> {
+    let mut position = vec![0; tasks.len()];
+    for (at, &i) in order.iter().enumerate() {
+        position[i] = at;
+    }
+    let mut slots: Vec<Option<TaskNode>> = tasks.into_iter().map(Some).collect();
+    order
+        .iter()
+        .filter_map(|&i| slots[i].take())
+        .map(|mut task| {
+            task.next = task.next.iter().map(|&n| position[n]).collect();
+            task
+        })
+        .collect()
 }
 
 /// Every distinct edge, in blueprint order; an edge to an unknown
@@ -190,14 +208,11 @@ mod tests {
             node("b1", json!([op("B", &[("sink1", "Sink"), ("sink1", "Sink")])])),
         ]});
         let graph = TaskGraph::from_blueprint(&bp).unwrap();
-        let keys: Vec<String> = graph
-            .order()
-            .unwrap()
-            .iter()
-            .map(|&i| graph.tasks[i].key())
-            .collect();
+        let keys: Vec<String> = graph.tasks.iter().map(TaskNode::key).collect();
         assert_eq!(keys, ["a1:A", "b1:B", "sink1:Sink"]);
-        assert_eq!(graph.tasks[0].dependencies, 2);
+        assert_eq!(graph.tasks[2].dependencies, 2);
+        assert_eq!(graph.tasks[0].next, [2]);
+        assert_eq!(graph.tasks[1].next, [2]);
     }
 
     #[test]
