@@ -442,12 +442,18 @@ fn hand_made_fan_in_exports_every_field() {
             {"service_name": "c-sink", "container_name": "c_sink1", "image_name": "fan_in_demo-c-sink:latest"}
         ])
     );
-    // Sources are copied as they are; the sink's input mirrors their output,
-    // with the enum it uses, and its own request (and its comment) goes.
+    // A source is copied with each rpc alone on its line (a trailing comment
+    // moves above it); the sink's input mirrors the sources' output, with
+    // the enum it uses, and its own request (and its comment) goes.
+    let a_source = read(&uc, "services/a_source/proto/a_source.proto");
     assert_eq!(
         read(&export, "microservice/a_source1.proto"),
-        read(&uc, "services/a_source/proto/a_source.proto")
+        a_source.replace(
+            "  rpc Resample(MeasureRequest) returns (Reading); // same output, so both can feed the sink\n",
+            "  // same output, so both can feed the sink\n  rpc Resample(MeasureRequest) returns (Reading);\n"
+        )
     );
+    assert_ne!(read(&export, "microservice/a_source1.proto"), a_source);
     assert_eq!(
         read(&export, "microservice/c_sink1.proto"),
         "syntax = \"proto3\";\n\npackage sink;\n\nmessage Summary {\n  double total = 1;\n  uint32 count = 2;\n}\n\n\

@@ -215,9 +215,6 @@ impl Plan {
             .iter()
             .find(|r| r.name == op)
             .with_context(|| format!("internal error: no rpc {op} in {}", node.dir_name))?;
-        let line = &own.text[rpc.span.clone()];
-        self.edits
-            .push((rpc.span.clone(), with_input(line, &mirror.message)));
         self.candidates.insert(rpc.input.clone());
         self.inputs.insert(rpc.span.start, mirror.message.clone());
         for definition in &mirror.definitions {
@@ -278,6 +275,7 @@ impl Plan {
     /// marker comments dropped, and the copied definitions appended.
     fn apply(mut self, own: &ProtoText) -> String {
         self.drop_unused(own);
+        self.canonical_rpcs(own);
         self.edits
             .sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
         let mut text = own.text.clone();
@@ -294,6 +292,31 @@ impl Plan {
             out.push_str(added);
         }
         collapse_blank_lines(&out)
+    }
+
+    /// Rewrites every kept rpc as `rpc M(In) returns (Out);` alone on its
+    /// line (the form the platform's tools read), with a mirrored input,
+    /// and whatever else was on the line moved above it.
+    fn canonical_rpcs(&mut self, own: &ProtoText) {
+        let removed: BTreeSet<usize> = self.edits.iter().map(|(r, _)| r.start).collect();
+        for rpc in own.rpcs.iter().filter(|r| !removed.contains(&r.span.start)) {
+            let line = &own.text[rpc.span.clone()];
+            let at = line.find("rpc").unwrap_or(0);
+            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+            let end = line[at..].find(';').map_or(line.len(), |n| at + n + 1);
+            let mut out = String::new();
+            for extra in [line[..at].trim(), line[end..].trim()] {
+                if !extra.is_empty() {
+                    out.push_str(&format!("{indent}{extra}\n"));
+                }
+            }
+            let input = self.inputs.get(&rpc.span.start).unwrap_or(&rpc.input);
+            out.push_str(&format!(
+                "{indent}rpc {}({input}) returns ({});\n",
+                rpc.name, rpc.output
+            ));
+            self.edits.push((rpc.span.clone(), out));
+        }
     }
 
     /// Adds the removal of every candidate no kept rpc or definition uses.
@@ -339,19 +362,6 @@ impl Plan {
                 self.edits.push((d.span.clone(), String::new()));
             }
         }
-    }
-}
-
-/// `line` (`rpc M(In) returns (Out);`) with its input type replaced.
-fn with_input(line: &str, input: &str) -> String {
-    let from = line.find("rpc").unwrap_or(0);
-    match (line[from..].find('('), line[from..].find(')')) {
-        (Some(open), Some(close)) if open < close => format!(
-            "{}({input}){}",
-            &line[..from + open],
-            &line[from + close + 1..]
-        ),
-        _ => line.to_string(),
     }
 }
 
