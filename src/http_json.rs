@@ -134,3 +134,21 @@ fn quote(text: &str) -> String {
         None => line,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_become_one_readable_line() {
+        assert_eq!(detail(r#"{"detail": "no such\n task"}"#), "no such task");
+        assert_eq!(
+            detail(r#"{"detail": [{"loc": ["body", "blueprint"], "msg": "field required"}]}"#),
+            r#"[{"loc":["body","blueprint"],"msg":"field required"}]"#
+        );
+        assert_eq!(detail("<h1>Bad Gateway</h1>\n"), "<h1>Bad Gateway</h1>");
+        assert_eq!(detail(""), "(empty body)");
+        let long = "x".repeat(QUOTED + 10);
+        assert_eq!(quote(&long).chars().count(), QUOTED + 1);
+    }
+}

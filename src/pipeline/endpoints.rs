@@ -113,3 +113,25 @@ fn container_of(node: &str, info: &DockerInfo, usecase: &UseCase) -> anyhow::Res
             .into()
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_at;
+
+    #[test]
+    fn at_is_node_equals_an_http_url() {
+        let at = parse_at("producer=http://127.0.0.1:8080/").expect("valid");
+        assert_eq!(
+            (at.node.as_str(), at.url.as_str()),
+            ("producer", "http://127.0.0.1:8080")
+        );
+        for bad in [
+            "producer",
+            "producer=127.0.0.1:8080",
+            "producer=https://x:1",
+            "p=http://",
+        ] {
+            assert!(parse_at(bad).is_err(), "{bad}");
+        }
+    }
+}
