@@ -131,7 +131,6 @@ fn init_refuses_an_existing_use_case_or_a_file() {
 #[test]
 fn connect_adds_the_connection_and_maps_new_nodes() {
     let tmp = tempfile::tempdir().unwrap();
-    ok(tmp.path(), &["pipeline", "init", "uc"]);
     let uc = tmp.path().join("uc");
     new_service(tmp.path(), "uc/services/producer", "Produce", &[]);
     new_service(
@@ -145,6 +144,12 @@ fn connect_adds_the_connection_and_maps_new_nodes() {
         "uc/services/auditor",
         "Inspect",
         &["--http-port", "9100"],
+    );
+    // Written by hand, without the services (init would map them).
+    write(
+        &uc,
+        "connections.json",
+        "{\"pipeline\": {\"name\": \"Uc\", \"service_mapping\": {}, \"connections\": []}}",
     );
     let out = ok(
         tmp.path(),
@@ -313,4 +318,57 @@ fn connect_refuses_and_writes_nothing() {
         1,
         &["elsewhere has no connections.json", "svcgen pipeline init"],
     );
+}
+
+#[test]
+fn new_in_a_use_case_maps_the_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(tmp.path(), &["pipeline", "init", "uc"]);
+    let uc = tmp.path().join("uc");
+    let out = ok(
+        tmp.path(),
+        &[
+            "new",
+            "uc/services/report_builder",
+            "--method",
+            "Build",
+            "--http-port",
+            "9000",
+            "--grpc-host",
+            "reports",
+            "--no-input",
+        ],
+    );
+    assert!(
+        out.contains("Mapped report_builder -> reports:9000 in "),
+        "{out}"
+    );
+    // From inside services/, and a dry run maps nothing.
+    let out = ok(
+        &uc.join("services"),
+        &["new", "scorer", "--method", "Score", "--no-input"],
+    );
+    assert!(out.contains("Mapped scorer -> scorer:8080 in "), "{out}");
+    let out = ok(
+        tmp.path(),
+        &["new", "uc/services/dry", "--dry-run", "--no-input"],
+    );
+    assert!(!out.contains("Mapped"), "{out}");
+    assert_eq!(
+        connections(&uc)["pipeline"]["service_mapping"],
+        json!({
+            "report_builder": {"ip_address": "reports", "port": 9000},
+            "scorer": {"ip_address": "scorer", "port": 8080}
+        })
+    );
+    // A broken connections.json does not stop `new`: the project is written.
+    write(&uc, "connections.json", "{");
+    let out = ok(tmp.path(), &["new", "uc/services/late", "--no-input"]);
+    assert!(out.contains("note: late is not mapped in "), "{out}");
+    assert!(
+        out.contains("uc/connections.json is not in the platform's format"),
+        "{out}"
+    );
+    assert!(uc.join("services/late/svcgen.toml").is_file());
+    assert_eq!(read(&uc, "connections.json"), "{");
 }
