@@ -806,3 +806,38 @@ fn compose_refuses_a_node_without_a_dockerfile() {
         &["node `a_source`", "no Dockerfile"],
     );
 }
+
+#[test]
+fn refuses_mirrors_that_do_not_fit() {
+    export_refused(
+        |uc| {
+            edit_file(
+                uc,
+                "services/c_sink/proto/c_sink.proto",
+                "message Summary {",
+                "message Reading {\n  string other = 1;\n}\n\nmessage Summary {",
+            )
+        },
+        1,
+        &[
+            "node `c_sink`, operation `Combine`",
+            "its input must be named `Reading` like the output of `a_source`",
+            "a different `Reading` is already in the exported proto",
+        ],
+    );
+    export_refused(
+        |uc| {
+            edit_file(
+                uc,
+                "services/b_source/proto/b_source.proto",
+                "  Unit unit = 2;\n",
+                "  Unit unit = 2;\n  string sensor = 3;\n",
+            )
+        },
+        1,
+        &[
+            "node `c_sink`, operation `Combine`",
+            "`a_source.Measure` and `b_source.Read` both send Reading but define it differently",
+        ],
+    );
+}

@@ -300,12 +300,13 @@ impl Plan {
     fn canonical_rpcs(&mut self, own: &ProtoText) {
         let removed: BTreeSet<usize> = self.edits.iter().map(|(r, _)| r.start).collect();
         for rpc in own.rpcs.iter().filter(|r| !removed.contains(&r.span.start)) {
-            let line = &own.text[rpc.span.clone()];
-            let at = line.find("rpc").unwrap_or(0);
+            let text = &own.text;
+            let line = &text[rpc.span.clone()];
             let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
-            let end = line[at..].find(';').map_or(line.len(), |n| at + n + 1);
+            let before = &text[rpc.span.start..rpc.statement.start];
+            let after = &text[rpc.statement.end..rpc.span.end];
             let mut out = String::new();
-            for extra in [line[..at].trim(), line[end..].trim()] {
+            for extra in [before.trim(), after.trim()] {
                 if !extra.is_empty() {
                     out.push_str(&format!("{indent}{extra}\n"));
                 }

@@ -40,6 +40,8 @@ pub struct RpcText {
     pub one_line: bool,
     /// The whole line (or lines) of the statement, newline included.
     pub span: Range<usize>,
+    /// The statement alone, from `rpc` to its `;` or closing brace.
+    pub statement: Range<usize>,
 }
 
 /// A proto file's text and what was read from it.
@@ -240,6 +242,7 @@ impl Reader<'_> {
             line: keyword.line,
             one_line,
             span: start..line_end(self.text, last.end),
+            statement: keyword.start..last.end,
         })
     }
 
@@ -423,6 +426,10 @@ service Demo {
         );
         assert_eq!(proto.rpcs[0].input, "In");
         assert_eq!(proto.rpcs[0].output, "Nested");
+        assert_eq!(
+            &PROTO[proto.rpcs[0].statement.clone()],
+            "rpc One(In) returns (Nested);"
+        );
         assert_eq!(
             &PROTO[proto.rpcs[1].span.clone()],
             "  rpc Two(In)\n      returns (Nested);\n"
