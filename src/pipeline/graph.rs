@@ -92,14 +92,14 @@ fn targets<'a>(connections: &'a [Connection], node: &Node, rpc: &str) -> Vec<(&'
 /// none, some node has no incoming connection: the start node.
 pub fn check_acyclic(nodes: &[Node], connections: &[Connection]) -> Result<()> {
     let index = |name: &str| nodes.iter().position(|n| n.dir_name == name);
-    let edges: Vec<(usize, usize, &Connection)> = connections
+    let edges: Vec<(usize, usize)> = connections
         .iter()
-        .filter_map(|c| Some((index(&c.from_node)?, index(&c.to_node)?, c)))
+        .filter_map(|c| Some((index(&c.from_node)?, index(&c.to_node)?)))
         .collect();
     let mut state = vec![Visit::New; nodes.len()];
     let mut path = Vec::new();
     for start in 0..nodes.len() {
-        if visit(start, &edges, &mut state, &mut path).is_some() {
+        if visit(start, &edges, &mut state, &mut path) {
             return Err(cycle_error(nodes, connections, &path));
         }
     }
@@ -148,31 +148,25 @@ enum Visit {
     Done,
 }
 
-/// Depth-first from `at`; the connection that closes a cycle, with `path`
-/// left holding the nodes from the cycle's start.
-fn visit<'a>(
-    at: usize,
-    edges: &[(usize, usize, &'a Connection)],
-    state: &mut [Visit],
-    path: &mut Vec<usize>,
-) -> Option<&'a Connection> {
+/// Depth-first from `at` over `edges` (from, to); true when a cycle is
+/// found, with `path` left holding its nodes in order.
+fn visit(at: usize, edges: &[(usize, usize)], state: &mut [Visit], path: &mut Vec<usize>) -> bool {
     if state[at] != Visit::New {
-        return None;
+        return false;
     }
     state[at] = Visit::OnPath;
     path.push(at);
-    for &(from, to, c) in edges.iter().filter(|e| e.0 == at) {
-        debug_assert_eq!(from, at);
+    for &(_, to) in edges.iter().filter(|e| e.0 == at) {
         if state[to] == Visit::OnPath {
             let start = path.iter().position(|&n| n == to).unwrap_or(0);
             path.drain(..start);
-            return Some(c);
+            return true;
         }
-        if let Some(found) = visit(to, edges, state, path) {
-            return Some(found);
+        if visit(to, edges, state, path) {
+            return true;
         }
     }
     path.pop();
     state[at] = Visit::Done;
-    None
+    false
 }
