@@ -112,17 +112,30 @@ fn compose_services<'a>(
 }
 
 /// `path` as seen from the folder `base` (compose resolves build contexts
-/// from the compose file's folder): relative when `base` is above it.
+/// from the compose file's folder): `./…` or `../…`, absolute only when
+/// they share no root.
 fn relative_to(path: &Path, base: &Path) -> Result<String> {
     let absolute = |p: &Path| {
         std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
     };
     let (path, base) = (absolute(path)?, absolute(base)?);
-    let shown = match path.strip_prefix(&base) {
-        Ok(relative) => format!("./{}", relative.display()),
-        Err(_) => path.display().to_string(),
-    };
-    Ok(shown.replace('\\', "/"))
+    let ours: Vec<_> = path.components().collect();
+    let theirs: Vec<_> = base.components().collect();
+    let shared = ours.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+    if shared == 0 {
+        return Ok(path.display().to_string().replace('\\', "/"));
+    }
+    let mut parts: Vec<String> = vec![".".to_string()];
+    parts.extend(theirs[shared..].iter().map(|_| "..".to_string()));
+    parts.extend(
+        ours[shared..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.len() > 1 && parts[1] == ".." {
+        parts.remove(0);
+    }
+    Ok(parts.join("/"))
 }
 
 fn render(usecase: &UseCase, dir_name: &str, services: &[ComposeService]) -> String {
@@ -212,6 +225,14 @@ fn write_file(out: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_contexts_relative_to_the_compose_file() {
+        let rel = |p: &str, b: &str| relative_to(Path::new(p), Path::new(b)).unwrap();
+        assert_eq!(rel("/u/c/services/a", "/u/c"), "./services/a");
+        assert_eq!(rel("/u/c/services/a", "/u/c/deploy"), "../services/a");
+        assert_eq!(rel("/u/c/services/a", "/x/y"), "../../u/c/services/a");
+    }
 
     #[test]
     fn quotes_for_yaml_and_compose() {
