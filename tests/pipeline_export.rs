@@ -774,7 +774,10 @@ fn compose_runs_every_node_on_the_platform_network() {
     // Elsewhere, the build contexts are relative to the file's folder.
     ok(&uc, &["pipeline", "compose", "--out", "deploy/compose.yml"]);
     let text = read(&uc, "deploy/compose.yml");
-    assert!(text.contains("      context: \"../services/consumer\"\n"), "{text}");
+    assert!(
+        text.contains("      context: \"../services/consumer\"\n"),
+        "{text}"
+    );
     // Each build context holds the Dockerfile; the images are the export's.
     for dir in ["consumer", "producer", "scorer"] {
         assert!(uc.join("services").join(dir).join("Dockerfile").is_file());
