@@ -743,6 +743,13 @@ fn compose_runs_every_node_on_the_platform_network() {
     );
     let out = ok(tmp.path(), &["pipeline", "compose", "uc"]);
     assert!(out.contains("uc/docker-compose.yml (3 services)"), "{out}");
+    // Host ports in pipeline order, services in that order in the file.
+    let text = read(&uc, "docker-compose.yml");
+    let at = |name: &str| text.find(&format!("\n  \"{name}\":\n")).expect(name);
+    assert!(
+        at("producer") < at("consumer") && at("consumer") < at("scorer.internal"),
+        "{text}"
+    );
     let parsed = run_python("yaml_to_json.py", &uc.join("docker-compose.yml"));
     assert!(parsed.status.success(), "{}", common::stderr(&parsed));
     let compose: Value = serde_json::from_slice(&parsed.stdout).expect("JSON");
@@ -764,8 +771,8 @@ fn compose_runs_every_node_on_the_platform_network() {
         compose,
         json!({
             "services": {
-                "consumer": service("consumer", "consumer", (8080, 8080), (50051, 50051)),
-                "producer": service("producer", "producer", (8081, 8080), (50052, 50051)),
+                "producer": service("producer", "producer", (8080, 8080), (50051, 50051)),
+                "consumer": service("consumer", "consumer", (8081, 8080), (50052, 50051)),
                 "scorer.internal": service("scorer.internal", "scorer", (8082, 9000), (50053, 9001)),
             },
             "networks": {"default": {"name": "ai-effect-services", "external": true}}

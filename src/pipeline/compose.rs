@@ -4,8 +4,8 @@
 //! One service per node, named after its `ip_address` (the name the
 //! orchestrator calls and `GRPC_HOST`), built from the node folder's
 //! Dockerfile and tagged with the image the export names. Host ports count
-//! up from 8080 (HTTP) and 50051 (gRPC), one pair per node, so they never
-//! clash. `SERVICE_API_KEY` and `DATA_PORT_AUTH` are passed through from
+//! up from 8080 (HTTP) and 50051 (gRPC), one pair per node in pipeline
+//! order (a node after those that feed it), so they never clash. `SERVICE_API_KEY` and `DATA_PORT_AUTH` are passed through from
 //! the shell only when set there (a blank key would stop the service).
 
 use super::export_doc::{container_name, image};
@@ -83,7 +83,7 @@ fn compose_services<'a>(
 ) -> Result<Vec<ComposeService<'a>>> {
     let base = out.parent().unwrap_or(Path::new(""));
     let mut services = Vec::new();
-    for (i, node) in usecase.nodes.iter().enumerate() {
+    for (i, node) in super::graph::node_order(usecase).into_iter().enumerate() {
         let folder = usecase.dir.join(SERVICES_DIR).join(&node.dir_name);
         if !folder.join("Dockerfile").is_file() {
             return Err(violation(

@@ -88,6 +88,27 @@ fn targets<'a>(connections: &'a [Connection], node: &Node, rpc: &str) -> Vec<(&'
         .collect()
 }
 
+/// The nodes in pipeline order: each after every node that feeds it, ties
+/// in folder order (the use case must be acyclic, as a loaded one is).
+pub fn node_order(usecase: &UseCase) -> Vec<&Node> {
+    let mut placed: Vec<&Node> = Vec::with_capacity(usecase.nodes.len());
+    while placed.len() < usecase.nodes.len() {
+        let ready = usecase.nodes.iter().find(|node| {
+            !placed.iter().any(|p| p.dir_name == node.dir_name)
+                && usecase
+                    .connections
+                    .iter()
+                    .filter(|c| c.to_node == node.dir_name)
+                    .all(|c| placed.iter().any(|p| p.dir_name == c.from_node))
+        });
+        match ready {
+            Some(node) => placed.push(node),
+            None => break,
+        }
+    }
+    placed
+}
+
 /// Refuses a cycle among the nodes (a node feeding itself included); with
 /// none, some node has no incoming connection: the start node.
 pub fn check_acyclic(nodes: &[Node], connections: &[Connection]) -> Result<()> {
