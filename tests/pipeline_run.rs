@@ -81,8 +81,10 @@ fn exec_and_pipeline_run_drive_two_generated_services() {
     let work = tempfile::tempdir().expect("temp dir");
     let usecase = make_use_case(work.path());
     let target = common::generated_target_dir().join("debug");
-    let producer = common::RunningService::start(&target.join("pl-producer"), &[]);
-    let consumer = common::RunningService::start(&target.join("pl-consumer"), &[]);
+    // Output references name 127.0.0.1: the consumer can fetch them.
+    let loopback = [("GRPC_HOST", "127.0.0.1")];
+    let producer = common::RunningService::start(&target.join("pl-producer"), &loopback);
+    let consumer = common::RunningService::start(&target.join("pl-consumer"), &loopback);
 
     exec_cases(&producer, &consumer);
     run_cases(&usecase, &producer, &consumer);

@@ -369,11 +369,11 @@ pub fn cargo_in(project: &Path, args: &[&str]) {
     let tail = |bytes: &[u8]| {
         let text = String::from_utf8_lossy(bytes).into_owned();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        lines[lines.len().saturating_sub(60)..].join("\n")
     };
     assert!(
         output.status.success(),
-        "cargo {args:?} failed in {}:\n{}\n{}",
+        "cargo {args:?} failed in {}:\n--- stdout\n{}\n--- stderr\n{}",
         project.display(),
         tail(&output.stdout),
         tail(&output.stderr)
@@ -392,10 +392,10 @@ pub struct RunningService {
 }
 
 impl RunningService {
-    /// Starts `binary` with HOST=127.0.0.1, PORT=0, GRPC_PORT=0 and
-    /// GRPC_HOST=127.0.0.1 (its output references are reachable here),
-    /// plus `env`; waits (at most 30 s a line, 200 lines) for its
-    /// `listening` line, which names both addresses.
+    /// Starts `binary` with HOST=127.0.0.1, PORT=0 and GRPC_PORT=0, plus
+    /// `env` (GRPC_HOST=127.0.0.1 makes its output references reachable
+    /// here); waits (at most 30 s a line, 200 lines) for its `listening`
+    /// line, which names both addresses. Its log is echoed as test output.
     pub fn start(binary: &Path, env: &[(&str, &str)]) -> RunningService {
         use std::io::BufRead;
         let mut child = Command::new(binary)
@@ -403,7 +403,6 @@ impl RunningService {
                 ("HOST", "127.0.0.1"),
                 ("PORT", "0"),
                 ("GRPC_PORT", "0"),
-                ("GRPC_HOST", "127.0.0.1"),
                 ("RUST_LOG", "info"),
                 ("NO_COLOR", "1"),
             ])
@@ -422,6 +421,7 @@ impl RunningService {
                 .lines()
                 .map_while(Result::ok)
             {
+                println!("[service] {line}");
                 kept.lock().expect("log").push(line.clone());
                 let _ = lines_tx.send(line);
             }
@@ -449,6 +449,9 @@ impl RunningService {
     pub fn url(&self) -> String {
         format!("http://{}", self.http)
     }
+
+    /// Stops the service.
+    pub fn stop(self) {}
 
     /// Every line the service has logged so far.
     pub fn log(&self) -> Vec<String> {
