@@ -1,10 +1,10 @@
 //! `svcgen pipeline run`: runs a use case against services already running,
 //! as the orchestrator would run its exported blueprint: one task per node
 //! operation, one at a time in the orchestrator's queue order (see
-//! [`TaskGraph`]), the outputs
-//! of every upstream task appended (in completion order) to the inputs of
-//! the next, the start tasks given the `--input`s; the first failure stops
-//! the run. A development tool: production runs use the orchestrator.
+//! [`TaskGraph`]), the outputs of every upstream task appended (in
+//! completion order) to the inputs of the next, the start tasks given the
+//! `--input`s; the first failure stops the run. A development tool:
+//! production runs use the orchestrator.
 
 use std::path::PathBuf;
 
