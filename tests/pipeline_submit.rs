@@ -269,6 +269,20 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
         "{}",
         describe(&out)
     );
+    // The orchestrator refuses the workflow: its detail, exit 1.
+    let refusing = FakeHttp::start(|_| {
+        (
+            "400 Bad Request",
+            json!({"detail": "Invalid blueprint: No start nodes found"}).to_string(),
+        )
+    });
+    let out = submit(&dir, &refusing.url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("/workflows: HTTP 400: Invalid blueprint: No start nodes found"),
+        "{err}"
+    );
     // A malformed input or API address: usage, exit 2.
     let out = submit(&dir, &closed, &["--input", "{\"protocol\":"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
