@@ -613,7 +613,7 @@ fn refuses_a_multi_line_rpc() {
 }
 
 #[test]
-fn refuses_an_import() {
+fn refuses_an_import_it_cannot_find() {
     export_refused(
         |uc| {
             edit_file(
@@ -626,7 +626,8 @@ fn refuses_an_import() {
         1,
         &[
             "node `a_source`",
-            "imports \"google/protobuf/empty.proto\"",
+            "imports \"google/protobuf/empty.proto\", found in none of",
+            "--include DIR",
             "self-contained",
         ],
     );
@@ -854,4 +855,70 @@ fn refuses_mirrors_that_do_not_fit() {
             "`a_source.Measure` and `b_source.Read` both send Reading but define it differently",
         ],
     );
+}
+
+#[test]
+fn imports_are_inlined_from_beside_the_proto_or_include_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    let sink = "services/c_sink/proto/c_sink.proto";
+    edit_file(
+        &uc,
+        sink,
+        "package sink;\n",
+        "package sink;\n\nimport \"units/scale.proto\";\nimport \"labels.proto\";\n",
+    );
+    edit_file(
+        &uc,
+        sink,
+        "  uint32 count = 2;\n",
+        "  uint32 count = 2;\n  units.Scale scale = 3;\n  Label label = 4;\n",
+    );
+    write(
+        &uc,
+        "services/c_sink/proto/units/scale.proto",
+        "syntax = \"proto3\";\npackage units;\n\nmessage Unused {}\n\n// How readings are scaled.\nmessage Scale {\n  double factor = 1;\n  units.Base base = 2;\n}\n\nenum Base {\n  BASE_UNSPECIFIED = 0;\n}\n",
+    );
+    write(
+        &uc,
+        "shared/labels.proto",
+        "syntax = \"proto3\";\npackage sink;\n\nmessage Label { string text = 1; }\n",
+    );
+    let services_before = tree(&uc.join("services"));
+    refused(
+        tmp.path(),
+        tmp.path(),
+        &["pipeline", "export", "fan_in_demo"],
+        1,
+        &[
+            "node `c_sink`",
+            "imports \"labels.proto\", found in none of",
+            "--include DIR",
+        ],
+    );
+    ok(
+        tmp.path(),
+        &[
+            "pipeline",
+            "export",
+            "fan_in_demo",
+            "--include",
+            "fan_in_demo/shared",
+        ],
+    );
+    common::assert_unchanged(&uc.join("services"), &services_before, "export");
+    let exported = read(&uc.join("export"), "microservice/c_sink1.proto");
+    assert_eq!(
+        exported,
+        "syntax = \"proto3\";\n\npackage sink;\n\n\
+         // How readings are scaled.\nmessage Scale {\n  double factor = 1;\n  Base base = 2;\n}\n\n\
+         enum Base {\n  BASE_UNSPECIFIED = 0;\n}\n\n\
+         message Label { string text = 1; }\n\n\
+         message Summary {\n  double total = 1;\n  uint32 count = 2;\n  Scale scale = 3;\n  Label label = 4;\n}\n\n\
+         service CSink {\n  rpc Combine(Reading) returns (Summary);\n}\n\n\
+         enum Unit {\n  UNIT_UNSPECIFIED = 0;\n  WATT = 1;\n}\n\n\
+         // Mirrors a_source.Reading so the portal can connect them.\n// One measurement.\n\
+         message Reading {\n  double value = 1;\n  Unit unit = 2;\n}\n"
+    );
+    assert_orchestrator_accepts(&uc.join("export"));
 }

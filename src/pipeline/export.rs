@@ -26,6 +26,10 @@ pub struct ExportArgs {
     #[arg(long, value_name = "OUT")]
     pub out: Option<PathBuf>,
 
+    /// A folder the nodes' proto imports are found in, besides each proto's own (repeatable).
+    #[arg(long = "include", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
     /// Also write the portal's import ZIP (blueprint, dockerinfo, microservice/) [default: OUT.zip].
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub zip: Option<Option<PathBuf>>,
@@ -43,16 +47,17 @@ pub struct Exported {
     pub files: Vec<ExportFile>,
 }
 
-/// Builds and validates the export of `usecase`.
+/// Builds and validates the export of `usecase` (imports resolved beside
+/// each node's proto).
 pub fn build(usecase: &UseCase) -> anyhow::Result<Exported> {
-    export_doc::build(usecase)
+    export_doc::build(usecase, &[])
 }
 
 /// Runs `svcgen pipeline export`.
 pub fn run(args: ExportArgs) -> anyhow::Result<String> {
     let dir = UseCase::locate(args.dir.as_deref())?;
     let usecase = UseCase::load(&dir)?;
-    let exported = build(&usecase)?;
+    let exported = export_doc::build(&usecase, &args.includes)?;
     let out = args.out.unwrap_or_else(|| dir.join("export"));
     let zip = args
         .zip

@@ -10,6 +10,7 @@ use super::usecase::{Node, UseCase};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// One file of the export folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,10 +105,11 @@ pub fn image(use_case_dir: &str, node: &Node) -> String {
     format!("{use_case_dir}-{}:latest", node.ip_address)
 }
 
-/// Builds and validates every document and proto of the export.
-pub fn build(usecase: &UseCase) -> Result<Exported> {
+/// Builds and validates every document and proto of the export, imports
+/// resolved beside each proto and in `includes`.
+pub fn build(usecase: &UseCase, includes: &[PathBuf]) -> Result<Exported> {
     let dir_name = use_case_dir_name(usecase)?;
-    let protos = export_proto::read_all(usecase)?;
+    let protos = export_proto::read_all(usecase, includes)?;
     let mut exported = BTreeMap::new();
     for node in &usecase.nodes {
         exported.insert(

@@ -2,7 +2,7 @@
 //! copy of its own proto made ready for the platform's portal. The
 //! service's own proto is never changed.
 //!
-//! - It must be self-contained: a proto with an `import` is refused.
+//! - It must be self-contained: imports are inlined ([`super::proto_inline`]).
 //! - svcgen's internal rpcs (`GetLastResult`) are left out, and so are the
 //!   messages only they used.
 //! - For every connection, the downstream rpc's input message is named
@@ -14,11 +14,13 @@
 //! The result is compiled (protox) before it is accepted.
 
 use super::graph;
+use super::proto_inline;
 use super::proto_text::{Definition, ProtoText};
 use super::usecase::{violation, Node, UseCase, INTERNAL_RPCS};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::path::PathBuf;
 
 /// A node's exported proto.
 #[derive(Debug, Clone)]
@@ -33,29 +35,21 @@ pub struct ExportedProto {
 /// Every node's proto text, parsed, by folder name.
 pub type Protos = BTreeMap<String, ProtoText>;
 
-/// Reads and parses every node's proto.
-pub fn read_all(usecase: &UseCase) -> Result<Protos> {
+/// Reads every node's proto, with its imports inlined (found beside it or
+/// in `includes`), and parses it.
+pub fn read_all(usecase: &UseCase, includes: &[PathBuf]) -> Result<Protos> {
     let mut protos = Protos::new();
     for node in &usecase.nodes {
         let text = std::fs::read_to_string(&node.proto)
             .with_context(|| format!("cannot read {}", node.proto.display()))?;
-        let parsed = ProtoText::parse(&text).map_err(|e| {
+        let flat = proto_inline::self_contained(&node.dir_name, &node.proto, &text, includes)?;
+        let parsed = ProtoText::parse(&flat).map_err(|e| {
             violation(
                 &node.dir_name,
                 None,
                 format!("{}: {e}", node.proto.display()),
             )
         })?;
-        if let Some(import) = parsed.imports.first() {
-            return Err(violation(
-                &node.dir_name,
-                None,
-                format!(
-                    "its proto imports \"{import}\"; the portal needs a self-contained proto (define those messages in {} instead)",
-                    node.proto.display()
-                ),
-            ));
-        }
         protos.insert(node.dir_name.clone(), parsed);
     }
     Ok(protos)

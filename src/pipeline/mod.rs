@@ -14,6 +14,7 @@ pub mod graph;
 pub mod init;
 pub mod mapping;
 pub mod orchestrator_api;
+pub mod proto_inline;
 pub mod proto_text;
 pub mod run;
 pub mod run_report;

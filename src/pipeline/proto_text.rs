@@ -44,13 +44,27 @@ pub struct RpcText {
     pub statement: Range<usize>,
 }
 
+/// One `import` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// The imported path.
+    pub path: String,
+    /// Its whole line (or lines), newline included.
+    pub span: Range<usize>,
+}
+
 /// A proto file's text and what was read from it.
 #[derive(Debug, Clone)]
 pub struct ProtoText {
     /// The file's text.
     pub text: String,
-    /// The `import` paths.
-    pub imports: Vec<String>,
+    /// `package`, if any.
+    pub package: Option<String>,
+    /// The `import` statements.
+    pub imports: Vec<Import>,
+    /// Every name written outside comments and strings (keywords, types,
+    /// fields; dotted ones whole), with where it is.
+    pub names: Vec<(Range<usize>, String)>,
     /// Top-level messages and enums, in file order.
     pub definitions: Vec<Definition>,
     /// Every rpc of every service, in file order.
@@ -76,7 +90,13 @@ impl ProtoText {
         };
         let mut out = ProtoText {
             text: text.to_string(),
+            package: None,
             imports: Vec::new(),
+            names: tokens
+                .iter()
+                .filter(|t| is_type_name(&t.text))
+                .map(|t| (t.start..t.end, t.text.clone()))
+                .collect(),
             definitions: Vec::new(),
             rpcs: Vec::new(),
         };
@@ -85,7 +105,8 @@ impl ProtoText {
                 "message" | "enum" => out.definitions.push(reader.definition()?),
                 "service" => out.rpcs.extend(reader.service()?),
                 "import" => out.imports.push(reader.import()?),
-                "syntax" | "edition" | "package" | "option" => reader.skip_statement()?,
+                "package" => out.package = Some(reader.package()?),
+                "syntax" | "edition" | "option" => reader.skip_statement()?,
                 ";" => reader.at += 1,
                 other => bail!(
                     "line {}: unexpected `{other}` at the top level (expected message, enum, service, import, package, option or syntax)",
@@ -152,14 +173,24 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn import(&mut self) -> Result<String> {
-        self.expect("import")?;
+    fn import(&mut self) -> Result<Import> {
+        let start = self.expect("import")?.start;
         let mut path = self.next()?.text.clone();
         if path == "public" || path == "weak" {
             path = self.next()?.text.clone();
         }
+        let end = self.expect(";")?.end;
+        Ok(Import {
+            path: path.trim_matches(['"', '\'']).to_string(),
+            span: line_start(self.text, start)..line_end(self.text, end),
+        })
+    }
+
+    fn package(&mut self) -> Result<String> {
+        self.expect("package")?;
+        let name = self.next()?.text.clone();
         self.expect(";")?;
-        Ok(path.trim_matches(['"', '\'']).to_string())
+        Ok(name)
     }
 
     /// The tokens of a `{ ... }` block (the braces excluded); returns the
@@ -438,8 +469,19 @@ service Demo {
 
     #[test]
     fn reads_imports_and_refuses_strays() {
-        let proto = ProtoText::parse("import public \"a/b.proto\";\nmessage M {}\n").unwrap();
-        assert_eq!(proto.imports, ["a/b.proto"]);
+        let text = "package x.y;\nimport public \"a/b.proto\";\nmessage M { a.N n = 1; }\n";
+        let proto = ProtoText::parse(text).unwrap();
+        assert_eq!(proto.package.as_deref(), Some("x.y"));
+        assert_eq!(proto.imports.len(), 1);
+        assert_eq!(proto.imports[0].path, "a/b.proto");
+        assert_eq!(
+            &text[proto.imports[0].span.clone()],
+            "import public \"a/b.proto\";\n"
+        );
+        assert!(proto
+            .names
+            .iter()
+            .any(|(r, n)| n == "a.N" && &text[r.clone()] == "a.N"));
         let err = ProtoText::parse("message M {}\nextend M {}\n").unwrap_err();
         assert!(
             err.to_string().starts_with("line 2: unexpected `extend`"),
