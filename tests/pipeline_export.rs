@@ -613,6 +613,25 @@ fn refuses_a_multi_line_rpc() {
 }
 
 #[test]
+fn refuses_an_rpc_with_an_options_block() {
+    export_refused(
+        |uc| {
+            edit_file(
+                uc,
+                A_PROTO,
+                "rpc Measure(MeasureRequest) returns (Reading);",
+                "rpc Measure(MeasureRequest) returns (Reading) {}",
+            )
+        },
+        1,
+        &[
+            "node `a_source`, operation `Measure`",
+            "rpc with an options block (line 21)",
+        ],
+    );
+}
+
+#[test]
 fn refuses_an_import_it_cannot_find() {
     export_refused(
         |uc| {

@@ -191,3 +191,117 @@ fn visit(at: usize, edges: &[(usize, usize)], state: &mut [Visit], path: &mut Ve
     state[at] = Visit::Done;
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn node(name: &str, rpcs: &[&str]) -> Node {
+        Node {
+            dir_name: name.to_string(),
+            ip_address: name.to_string(),
+            port: 8080,
+            proto: PathBuf::from(format!("{name}.proto")),
+            rpcs: rpcs
+                .iter()
+                .map(|r| Rpc {
+                    name: r.to_string(),
+                    input: format!("{r}Request"),
+                    output: format!("{r}Response"),
+                })
+                .collect(),
+        }
+    }
+
+    fn link(from: &str, method: Option<&str>, to: &str, to_method: &str) -> Connection {
+        Connection {
+            from_node: from.to_string(),
+            from_method: method.map(str::to_string),
+            to_node: to.to_string(),
+            to_method: to_method.to_string(),
+        }
+    }
+
+    fn usecase(nodes: Vec<Node>, connections: Vec<Connection>) -> UseCase {
+        UseCase {
+            dir: PathBuf::from("uc"),
+            name: "uc".to_string(),
+            nodes,
+            connections,
+        }
+    }
+
+    fn names(ops: &[Operation]) -> Vec<String> {
+        ops.iter()
+            .map(|op| {
+                let targets: Vec<String> = op
+                    .connected_to
+                    .iter()
+                    .map(|(n, m)| format!("{n}.{m}"))
+                    .collect();
+                format!("{}->[{}]", op.rpc.name, targets.join(","))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operations_types_and_order_follow_the_platform() {
+        let uc = usecase(
+            vec![
+                node("a", &["Pull", "Push", "Idle"]),
+                node("b", &["Mix", "Other"]),
+                node("c", &["Sink"]),
+                node("d", &["Alone", "Too"]),
+            ],
+            vec![
+                link("b", None, "c", "Sink"),
+                link("a", Some("Push"), "b", "Mix"),
+            ],
+        );
+        let ops = |i: usize| names(&operations(&uc, &uc.nodes[i]));
+        assert_eq!(ops(0), ["Push->[b.Mix]"]);
+        assert_eq!(ops(1), ["Mix->[c.Sink]"], "named as a target only");
+        assert_eq!(ops(2), ["Sink->[]"]);
+        assert_eq!(ops(3), ["Alone->[]", "Too->[]"], "unconnected: every rpc");
+        let types: Vec<&str> = uc
+            .nodes
+            .iter()
+            .map(|n| node_type(&uc, n).as_str())
+            .collect();
+        assert_eq!(types, ["DataSource", "MLModel", "DataSink", "DataSource"]);
+        let order: Vec<&str> = node_order(&uc)
+            .iter()
+            .map(|n| n.dir_name.as_str())
+            .collect();
+        assert_eq!(order, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn a_whole_node_source_feeds_from_every_operation() {
+        let uc = usecase(
+            vec![node("a", &["One", "Two"]), node("b", &["In"])],
+            vec![link("a", None, "b", "In")],
+        );
+        assert_eq!(
+            names(&operations(&uc, &uc.nodes[0])),
+            ["One->[b.In]", "Two->[b.In]"]
+        );
+    }
+
+    #[test]
+    fn cycles_are_named_at_their_latest_connection() {
+        let nodes = vec![node("a", &["X"]), node("b", &["Y"]), node("c", &["Z"])];
+        let connections = vec![
+            link("a", Some("X"), "b", "Y"),
+            link("b", Some("Y"), "c", "Z"),
+            link("c", Some("Z"), "a", "X"),
+        ];
+        let err = check_acyclic(&nodes, &connections).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "node `c`, operation `Z`: the connection to `a.X` makes a cycle (a -> b -> c -> a); a pipeline must be acyclic with a start node"
+        );
+        assert!(check_acyclic(&nodes, &connections[..2]).is_ok());
+    }
+}

@@ -38,6 +38,8 @@ pub struct RpcText {
     pub line: usize,
     /// Whether the statement is `rpc M(In) returns (Out);` on one line.
     pub one_line: bool,
+    /// Whether it has an options block `{ ... }` instead of a `;`.
+    pub has_body: bool,
     /// The whole line (or lines) of the statement, newline included.
     pub span: Range<usize>,
     /// The statement alone, from `rpc` to its `;` or closing brace.
@@ -262,7 +264,8 @@ impl Reader<'_> {
         } else {
             self.expect(";")?.clone()
         };
-        let one_line = last.text == ";" && last.line == keyword.line;
+        let has_body = last.text == "}";
+        let one_line = !has_body && last.line == keyword.line;
         let start = line_start(self.text, keyword.start);
         Ok(RpcText {
             name,
@@ -272,6 +275,7 @@ impl Reader<'_> {
             output_stream,
             line: keyword.line,
             one_line,
+            has_body,
             span: start..line_end(self.text, last.end),
             statement: keyword.start..last.end,
         })

@@ -257,12 +257,19 @@ fn check_rpc(name: &str, rpc: &RpcText) -> Result<()> {
             ),
         ));
     }
-    if !rpc.one_line {
+    let shape = if rpc.has_body {
+        Some("rpc with an options block")
+    } else if !rpc.one_line {
+        Some("multi-line rpc")
+    } else {
+        None
+    };
+    if let Some(shape) = shape {
         return Err(violation(
             name,
             op,
             format!(
-                "multi-line rpc (line {}); the platform's importer reads only the one-line form `rpc {}({}) returns ({});`",
+                "{shape} (line {}); the platform's importer reads only the one-line form `rpc {}({}) returns ({});`",
                 rpc.line, rpc.name, rpc.input, rpc.output
             ),
         ));
