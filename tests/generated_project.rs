@@ -18,7 +18,7 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 #[test]
 fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
     let work = tempfile::tempdir().expect("temp dir");
-    let python = conformance_python();
+    let python = common::conformance_python();
 
     // Each project is built and driven before the next is built: two of
     // them are crates named demo-svc sharing one target dir.
@@ -191,7 +191,7 @@ fn a_consumer_fetches_exactly_its_producers_results() {
         );
     }
 
-    let python = conformance_python();
+    let python = common::conformance_python();
     // The producer advertises a loopback address in its output references:
     // the consumer connects to what the orchestrator hands it.
     let a = common::RunningService::start(
@@ -311,43 +311,6 @@ fn describe(output: &Output) -> String {
         tail(&output.stdout),
         tail(&output.stderr)
     )
-}
-
-/// The Python interpreter that has the conformance driver's packages:
-/// `SVCGEN_CONFORMANCE_PYTHON`, or a venv under target/ made on first use.
-fn conformance_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("SVCGEN_CONFORMANCE_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = Path::new(MANIFEST_DIR).join("target/conformance-venv");
-    let python = venv.join("bin/python");
-    let ready = Command::new(&python)
-        .args(["-c", "import grpc_tools, grpc_health, httpx, pydantic"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !ready {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(Path::new(MANIFEST_DIR).join("tests/conformance/requirements.txt")));
-    }
-    python
-}
-
-fn run(command: &mut Command) {
-    let output = command.stdin(Stdio::null()).output().expect("run");
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}",
-        describe(&output)
-    );
 }
 
 /// Drives `method` like the orchestrator; `answer` is the status its

@@ -142,49 +142,8 @@ fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
 
 // ------------------------------------------------------ python checkers
 
-/// The conformance venv's Python (tests/conformance/requirements.txt),
-/// made on first use, or `SVCGEN_CONFORMANCE_PYTHON`.
-fn conformance_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("SVCGEN_CONFORMANCE_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = Path::new(MANIFEST_DIR).join("target/conformance-venv");
-    let python = venv.join("bin/python");
-    let ready = Command::new(&python)
-        .args([
-            "-c",
-            "import grpc_tools, grpc_health, httpx, pydantic, yaml",
-        ])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !ready {
-        let requirements = Path::new(MANIFEST_DIR).join("tests/conformance/requirements.txt");
-        for command in [
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements),
-        ] {
-            let output = command.stdin(Stdio::null()).output().expect("run");
-            assert!(
-                output.status.success(),
-                "{command:?}: {}",
-                common::stderr(&output)
-            );
-        }
-    }
-    python
-}
-
 fn run_python(script: &str, arg: &Path) -> std::process::Output {
-    Command::new(conformance_python())
+    Command::new(common::conformance_python())
         .arg(
             Path::new(MANIFEST_DIR)
                 .join("tests/conformance")

@@ -486,3 +486,50 @@ pub fn closed_loopback_url() -> String {
     drop(listener);
     format!("http://127.0.0.1:{port}")
 }
+
+// ------------------------------------------------------ conformance Python
+
+/// The Python interpreter with the packages of
+/// tests/conformance/requirements.txt (the orchestrator conformance driver,
+/// the export checker, PyYAML): `SVCGEN_CONFORMANCE_PYTHON`, or a venv
+/// under target/ made (or completed) on first use.
+pub fn conformance_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("SVCGEN_CONFORMANCE_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = manifest_dir.join("target/conformance-venv");
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args([
+            "-c",
+            "import grpc_tools, grpc_health, httpx, pydantic, yaml",
+        ])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !ready {
+        let requirements = manifest_dir.join("tests/conformance/requirements.txt");
+        for command in [
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+        ] {
+            let output = command.stdin(Stdio::null()).output().expect("run");
+            assert!(
+                output.status.success(),
+                "{command:?} failed:\n{}{}",
+                stdout(&output),
+                stderr(&output)
+            );
+        }
+    }
+    python
+}
