@@ -345,6 +345,13 @@ fn export_again_replaces_the_earlier_export_and_takes_out_and_zip_paths() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
+    refused(
+        tmp.path(),
+        tmp.path(),
+        &["pipeline", "export", "uc", "--zip", "uc/services"],
+        1,
+        &["cannot write the ZIP to uc/services: it is a folder"],
+    );
     write(&uc, "mine/notes.txt", "keep");
     refused(
         tmp.path(),

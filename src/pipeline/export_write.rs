@@ -18,6 +18,9 @@ const DOCUMENTS: &[&str] = &[
 /// Writes `exported` to the folder `out` and, when asked, the ZIP `zip`.
 pub fn write(exported: &Exported, out: &Path, zip: Option<&Path>) -> Result<()> {
     check_replaceable(out)?;
+    if let Some(zip) = zip.filter(|z| z.is_dir()) {
+        bail!("cannot write the ZIP to {}: it is a folder", zip.display());
+    }
     let zip_bytes = zip.map(|_| zip_bytes(exported)).transpose()?;
     let staged = staging(out);
     let zip_staged = zip.map(staging);
