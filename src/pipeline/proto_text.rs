@@ -472,6 +472,16 @@ service Demo {
     }
 
     #[test]
+    fn any_truncation_is_an_error_or_a_parse_never_a_panic() {
+        let text = format!(
+            "{PROTO}message Ünïcode {{ string s = 1; // é\n}}\n/* \"x\" */ enum E {{ A = 0; }}\n"
+        );
+        for end in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+            let _ = ProtoText::parse(&text[..end]);
+        }
+    }
+
+    #[test]
     fn reads_imports_and_refuses_strays() {
         let text = "package x.y;\nimport public \"a/b.proto\";\nmessage M { a.N n = 1; }\n";
         let proto = ProtoText::parse(text).unwrap();
