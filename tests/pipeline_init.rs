@@ -340,7 +340,7 @@ fn new_in_a_use_case_maps_the_node() {
         ],
     );
     assert!(
-        out.contains("Mapped report_builder -> reports:9000 in "),
+        out.contains("Mapped report_builder -> reports:9000 in uc/connections.json"),
         "{out}"
     );
     // From inside services/, and a dry run maps nothing.

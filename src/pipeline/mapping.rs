@@ -76,7 +76,13 @@ pub fn after_new(path: &Path) -> String {
     if !usecase.join(FILE_NAME).is_file() {
         return String::new();
     }
-    let shown = usecase.join(FILE_NAME).display().to_string();
+    // Shown as the user wrote the path when it names the use case.
+    let shown = match path.parent().and_then(Path::parent) {
+        Some(given) if !given.as_os_str().is_empty() => given.join(FILE_NAME),
+        _ => usecase.join(FILE_NAME),
+    }
+    .display()
+    .to_string();
     match map_one(usecase, node) {
         Ok(Some(entry)) => format!("Mapped {entry} in {shown}\n"),
         Ok(None) => String::new(),
