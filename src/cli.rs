@@ -23,7 +23,24 @@ pub enum Command {
     AddMethod(AddMethodArgs),
     /// Let this service consume another one: copy its proto and compile a typed client.
     AddUpstream(AddUpstreamArgs),
+    /// Run one task on a running service: execute, follow its progress, print its output.
+    Exec(crate::exec::ExecArgs),
+    /// Work with a use case: a folder of services/ and connections.json.
+    Pipeline(crate::pipeline::PipelineArgs),
 }
+
+/// A usage error found after parsing (a malformed `--input`, a bad `NODE=URL`):
+/// svcgen exits 2 for it, as for clap's own usage errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 /// Flags of `svcgen add-upstream`.
 #[derive(Debug, Args)]

@@ -5,18 +5,27 @@
 mod add_method;
 mod add_upstream;
 mod cli;
+mod control_client;
+mod data_reference;
+mod deadline;
 mod diff;
+mod exec;
+mod http_json;
 mod layout;
 mod lockfile;
 mod manifest;
 mod names;
 mod new;
+mod pipeline;
+mod progress;
 mod project;
 mod prompt;
 mod proto_edit;
 mod regenerate;
 mod render;
+mod run_ids;
 mod spec;
+mod task_run;
 mod upstream_proto;
 mod write;
 
@@ -28,6 +37,8 @@ fn main() -> ExitCode {
         cli::Command::New(args) => new::run(args),
         cli::Command::AddMethod(args) => add_method::run(args),
         cli::Command::AddUpstream(args) => add_upstream::run(args),
+        cli::Command::Exec(args) => exec::run(args),
+        cli::Command::Pipeline(args) => pipeline::run(args),
     };
     match result {
         Ok(out) => {
@@ -51,9 +62,12 @@ fn one_line(err: &anyhow::Error) -> String {
         .join(" ")
 }
 
-/// 2 when any error in the chain is an invalid name, else 1.
+/// 2 when any error in the chain is an invalid name or a usage error, else 1.
 fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<names::InvalidName>()) {
+    if err
+        .chain()
+        .any(|e| e.is::<names::InvalidName>() || e.is::<cli::Usage>())
+    {
         2
     } else {
         1

@@ -61,7 +61,9 @@ pub fn run_with(args: NewArgs, interactive: bool) -> Result<String> {
         }
         TargetState::Missing | TargetState::Empty => write::write_fresh(path, &files)?,
     }
-    Ok(success_report(&spec, path, &files, &replaced))
+    let mut report = success_report(&spec, path, &files, &replaced);
+    report.push_str(&crate::pipeline::mapping::after_new(path));
+    Ok(report)
 }
 
 /// What is at the target, refusing a non-empty one without `--force`.

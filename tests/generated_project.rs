@@ -8,11 +8,8 @@
 //! shares one CARGO_TARGET_DIR (`target/generated-projects`, or
 //! `SVCGEN_TEST_TARGET_DIR`) so dependencies compile once.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 mod common;
 
@@ -21,7 +18,7 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 #[test]
 fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
     let work = tempfile::tempdir().expect("temp dir");
-    let python = conformance_python();
+    let python = common::conformance_python();
 
     // Each project is built and driven before the next is built: two of
     // them are crates named demo-svc sharing one target dir.
@@ -40,7 +37,10 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
         ("ScoreBatch", "running"),
         ("ExportOnnx", "complete"),
     ] {
-        let service = Service::start(&target_dir().join("debug/demo-svc"), &[]);
+        let service = common::RunningService::start(
+            &common::generated_target_dir().join("debug/demo-svc"),
+            &[],
+        );
         let proto = ("demo_svc", "DemoSvc");
         conformance(&python, &service, &demo, method, answer, proto, None);
         service.stop();
@@ -50,8 +50,8 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
     check(&custom, &["--locked"]);
     let key = "conformance-key";
     for (method, answer) in [("ExportONNX", "complete"), ("ScoreBatch", "running")] {
-        let binary = target_dir().join("debug/report-builder");
-        let service = Service::start(&binary, &[("SERVICE_API_KEY", key)]);
+        let binary = common::generated_target_dir().join("debug/report-builder");
+        let service = common::RunningService::start(&binary, &[("SERVICE_API_KEY", key)]);
         let proto = ("acme.reports.v1", "ReportApi");
         conformance(&python, &service, &custom, method, answer, proto, Some(key));
         service.stop();
@@ -67,7 +67,10 @@ fn generated_projects_build_test_lint_and_serve_the_orchestrator() {
     std::fs::copy(demo.join("Cargo.lock"), legacy.join("Cargo.lock")).expect("copy the lock");
     check(&legacy, &[]);
     for (method, answer) in [("TrainModel", "running"), ("ScoreBatch", "running")] {
-        let service = Service::start(&target_dir().join("debug/demo-svc"), &[]);
+        let service = common::RunningService::start(
+            &common::generated_target_dir().join("debug/demo-svc"),
+            &[],
+        );
         let proto = ("demo_svc", "DemoSvc");
         conformance(&python, &service, &legacy, method, answer, proto, None);
         service.stop();
@@ -181,22 +184,22 @@ fn a_consumer_fetches_exactly_its_producers_results() {
     )
     .expect("write");
     for project in [&producer, &consumer] {
-        cargo(project, &["build"]);
-        cargo(
+        common::cargo_in(project, &["build"]);
+        common::cargo_in(
             project,
             &["clippy", "--all-targets", "--", "-D", "warnings"],
         );
     }
 
-    let python = conformance_python();
+    let python = common::conformance_python();
     // The producer advertises a loopback address in its output references:
     // the consumer connects to what the orchestrator hands it.
-    let a = Service::start(
-        &target_dir().join("debug/producer"),
+    let a = common::RunningService::start(
+        &common::generated_target_dir().join("debug/producer"),
         &[("GRPC_HOST", "127.0.0.1")],
     );
-    let b = Service::start(
-        &target_dir().join("debug/consumer"),
+    let b = common::RunningService::start(
+        &common::generated_target_dir().join("debug/consumer"),
         &[("UPSTREAM_TIMEOUT_SECS", "2")],
     );
     let output = Command::new(&python)
@@ -228,10 +231,10 @@ fn a_consumer_fetches_exactly_its_producers_results() {
 fn check(project: &Path, build_flags: &[&str]) {
     let mut build = vec!["build"];
     build.extend_from_slice(build_flags);
-    cargo(project, &build);
-    cargo(project, &["test"]);
-    cargo(project, &["fmt", "--check"]);
-    cargo(
+    common::cargo_in(project, &build);
+    common::cargo_in(project, &["test"]);
+    common::cargo_in(project, &["fmt", "--check"]);
+    common::cargo_in(
         project,
         &["clippy", "--all-targets", "--", "-D", "warnings"],
     );
@@ -264,7 +267,7 @@ fn grow_with_add_method(project: &Path) {
         "message TrainModelRequest {}",
         "message TrainModelRequest {\n  string dataset = 1;\n}",
     );
-    cargo(project, &["fmt"]);
+    common::cargo_in(project, &["fmt"]);
     let handler_before = std::fs::read(&handler).expect("read");
     let proto_before = std::fs::read_to_string(&proto).expect("read");
 
@@ -296,40 +299,6 @@ fn grow_with_add_method(project: &Path) {
     }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("SVCGEN_TEST_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(MANIFEST_DIR).join("target/generated-projects"))
-}
-
-/// PATH without any directory holding a `protoc`: the projects must build
-/// with the pure-Rust compiler alone.
-fn path_without_protoc() -> std::ffi::OsString {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).filter(|dir| !dir.join("protoc").exists());
-    std::env::join_paths(dirs).expect("PATH")
-}
-
-fn cargo(project: &Path, args: &[&str]) {
-    let output = Command::new("cargo")
-        .args(args)
-        .current_dir(project)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("PATH", path_without_protoc())
-        .env("PROTOC", "/nonexistent/protoc")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cargo");
-    assert!(
-        output.status.success(),
-        "cargo {args:?} failed in {}:\n{}",
-        project.display(),
-        describe(&output)
-    );
-}
-
 fn describe(output: &Output) -> String {
     let tail = |bytes: &[u8]| {
         let text = String::from_utf8_lossy(bytes);
@@ -344,126 +313,11 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// A generated service started on free loopback ports; killed on drop.
-struct Service {
-    child: Child,
-    http: String,
-    grpc: String,
-}
-
-impl Service {
-    fn start(binary: &Path, env: &[(&str, &str)]) -> Service {
-        let mut child = Command::new(binary)
-            .envs([
-                ("HOST", "127.0.0.1"),
-                ("PORT", "0"),
-                ("GRPC_PORT", "0"),
-                ("RUST_LOG", "info"),
-                ("NO_COLOR", "1"),
-            ])
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| panic!("start {}: {err}", binary.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("[service] {line}");
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut service = Service {
-            child,
-            http: String::new(),
-            grpc: String::new(),
-        };
-        for _ in 0..200 {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the service logs its addresses within 30 s");
-            if line.contains("listening") {
-                service.http = field(&line, "http_addr=");
-                service.grpc = field(&line, "grpc_addr=");
-                // Keep draining the log so the service never blocks on it.
-                std::thread::spawn(move || while lines.recv().is_ok() {});
-                return service;
-            }
-        }
-        panic!("no `listening` line in the service's first 200 log lines");
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn field(line: &str, key: &str) -> String {
-    let start = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-        + key.len();
-    line[start..]
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
-/// The Python interpreter that has the conformance driver's packages:
-/// `SVCGEN_CONFORMANCE_PYTHON`, or a venv under target/ made on first use.
-fn conformance_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("SVCGEN_CONFORMANCE_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = Path::new(MANIFEST_DIR).join("target/conformance-venv");
-    let python = venv.join("bin/python");
-    let ready = Command::new(&python)
-        .args(["-c", "import grpc_tools, grpc_health, httpx, pydantic"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !ready {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(Path::new(MANIFEST_DIR).join("tests/conformance/requirements.txt")));
-    }
-    python
-}
-
-fn run(command: &mut Command) {
-    let output = command.stdin(Stdio::null()).output().expect("run");
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}",
-        describe(&output)
-    );
-}
-
 /// Drives `method` like the orchestrator; `answer` is the status its
 /// execute must give (`running` for long methods, `complete` for quick).
 fn conformance(
     python: &Path,
-    service: &Service,
+    service: &common::RunningService,
     project: &Path,
     method: &str,
     answer: &str,

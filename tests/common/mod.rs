@@ -329,3 +329,207 @@ pub fn add_runtime_dependency(project: &Path) {
     assert_ne!(updated, text, "no `{header}` line ending in a newline");
     std::fs::write(&path, updated).expect("write the project's Cargo.toml");
 }
+
+// ------------------------------- generated services, built and started
+//
+// Used by the tests that run svcgen's commands against real generated
+// services (exec, pipeline run).
+
+/// The CARGO_TARGET_DIR every generated project is built in, so their
+/// dependencies compile once: `SVCGEN_TEST_TARGET_DIR`, else
+/// `target/generated-projects`.
+pub fn generated_target_dir() -> PathBuf {
+    std::env::var_os("SVCGEN_TEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/generated-projects"))
+}
+
+/// PATH without any directory holding a `protoc`: generated projects build
+/// with the pure-Rust compiler alone.
+pub fn path_without_protoc() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).filter(|dir| !dir.join("protoc").exists());
+    std::env::join_paths(dirs).expect("PATH")
+}
+
+/// `cargo <args>` in a generated project, in the shared target dir;
+/// panics with the tail of its output unless it succeeds.
+pub fn cargo_in(project: &Path, args: &[&str]) {
+    let output = Command::new("cargo")
+        .args(args)
+        .current_dir(project)
+        .env("CARGO_TARGET_DIR", generated_target_dir())
+        .env("PATH", path_without_protoc())
+        .env("PROTOC", "/nonexistent/protoc")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo");
+    let tail = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
+    assert!(
+        output.status.success(),
+        "cargo {args:?} failed in {}:\n--- stdout\n{}\n--- stderr\n{}",
+        project.display(),
+        tail(&output.stdout),
+        tail(&output.stderr)
+    );
+}
+
+/// A built generated service running on free loopback ports, its log kept;
+/// killed on drop.
+pub struct RunningService {
+    child: std::process::Child,
+    /// The control address, `127.0.0.1:PORT`.
+    pub http: String,
+    /// The data address, `127.0.0.1:PORT`.
+    pub grpc: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RunningService {
+    /// Starts `binary` with HOST=127.0.0.1, PORT=0 and GRPC_PORT=0, plus
+    /// `env` (GRPC_HOST=127.0.0.1 makes its output references reachable
+    /// here); waits (at most 30 s a line, 200 lines) for its `listening`
+    /// line, which names both addresses. Its log is echoed as test output.
+    pub fn start(binary: &Path, env: &[(&str, &str)]) -> RunningService {
+        use std::io::BufRead;
+        let mut child = Command::new(binary)
+            .envs([
+                ("HOST", "127.0.0.1"),
+                ("PORT", "0"),
+                ("GRPC_PORT", "0"),
+                ("RUST_LOG", "info"),
+                ("NO_COLOR", "1"),
+            ])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {}: {err}", binary.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                println!("[service] {line}");
+                kept.lock().expect("log").push(line.clone());
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut service = RunningService {
+            child,
+            http: String::new(),
+            grpc: String::new(),
+            log,
+        };
+        for _ in 0..200 {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the service logs its addresses within 30 s");
+            if line.contains("listening") {
+                service.http = log_field(&line, "http_addr=");
+                service.grpc = log_field(&line, "grpc_addr=");
+                return service;
+            }
+        }
+        panic!("no `listening` line in the service's first 200 log lines");
+    }
+
+    /// The control URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Stops the service.
+    pub fn stop(self) {}
+
+    /// Every line the service has logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value after `key` in a log line, up to the next space.
+fn log_field(line: &str, key: &str) -> String {
+    let start = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        + key.len();
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A loopback address nothing listens on (a port bound, then released).
+pub fn closed_loopback_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+// ------------------------------------------------------ conformance Python
+
+/// The Python interpreter with the packages of
+/// tests/conformance/requirements.txt (the orchestrator conformance driver,
+/// the export checker, PyYAML): `SVCGEN_CONFORMANCE_PYTHON`, or a venv
+/// under target/ made (or completed) on first use.
+pub fn conformance_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("SVCGEN_CONFORMANCE_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = manifest_dir.join("target/conformance-venv");
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args([
+            "-c",
+            "import grpc_tools, grpc_health, httpx, pydantic, yaml",
+        ])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !ready {
+        let requirements = manifest_dir.join("tests/conformance/requirements.txt");
+        for command in [
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+        ] {
+            let output = command.stdin(Stdio::null()).output().expect("run");
+            assert!(
+                output.status.success(),
+                "{command:?} failed:\n{}{}",
+                stdout(&output),
+                stderr(&output)
+            );
+        }
+    }
+    python
+}

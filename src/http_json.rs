@@ -1,0 +1,154 @@
+//! JSON over plain HTTP, as svcgen's clients of a service's control
+//! interface and of the orchestrator's API use it: one optional bearer
+//! key, each request bounded by the orchestrator's 30 s and by the
+//! command's [`Deadline`], any status of 400 or more an error naming the
+//! status and the answer's `detail`.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use serde_json::Value;
+
+use crate::deadline::Deadline;
+
+/// How long one request may take (the orchestrator's control client's timeout).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest error body quoted in a message.
+const QUOTED: usize = 300;
+
+/// A JSON client with an optional bearer key.
+pub struct JsonHttp {
+    agent: ureq::Agent,
+    bearer: Option<String>,
+}
+
+impl JsonHttp {
+    /// A client sending `Authorization: Bearer <key>` when a non-blank key is given.
+    pub fn new(key: Option<&str>) -> JsonHttp {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build();
+        JsonHttp {
+            agent: config.into(),
+            bearer: key
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| format!("Bearer {k}")),
+        }
+    }
+
+    /// `GET url`, its answer parsed.
+    pub fn get(&self, url: &str, deadline: &Deadline) -> anyhow::Result<Value> {
+        deadline.check(&format!("GET {url}"))?;
+        let mut request = self.agent.get(url);
+        if let Some(bearer) = &self.bearer {
+            request = request.header("Authorization", bearer);
+        }
+        let answer = request
+            .config()
+            .timeout_global(Some(request_timeout(deadline)))
+            .build()
+            .call();
+        read(answer, "GET", url)
+    }
+
+    /// `POST url` with a JSON body, its answer parsed.
+    pub fn post(&self, url: &str, body: &Value, deadline: &Deadline) -> anyhow::Result<Value> {
+        deadline.check(&format!("POST {url}"))?;
+        let mut request = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        if let Some(bearer) = &self.bearer {
+            request = request.header("Authorization", bearer);
+        }
+        let answer = request
+            .config()
+            .timeout_global(Some(request_timeout(deadline)))
+            .build()
+            .send(body.to_string());
+        read(answer, "POST", url)
+    }
+}
+
+/// The per-request limit: 30 s, or what is left of the deadline.
+fn request_timeout(deadline: &Deadline) -> Duration {
+    REQUEST_TIMEOUT.min(deadline.remaining())
+}
+
+/// The answer's JSON, or one line saying why there is none.
+fn read(
+    answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    verb: &str,
+    url: &str,
+) -> anyhow::Result<Value> {
+    let mut response = answer.map_err(|e| transport_error(e, verb, url))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("{verb} {url}: reading the answer (HTTP {status})"))?;
+    if status >= 400 {
+        return Err(anyhow!("{verb} {url}: HTTP {status}: {}", detail(&text)));
+    }
+    serde_json::from_str(&text)
+        .with_context(|| format!("{verb} {url}: the answer is not JSON: {}", quote(&text)))
+}
+
+/// One line for a request that got no answer.
+fn transport_error(error: ureq::Error, verb: &str, url: &str) -> anyhow::Error {
+    match error {
+        ureq::Error::Timeout(_) => anyhow!(
+            "{verb} {url}: no answer within {}s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+        ureq::Error::Io(e) => anyhow!("cannot reach {url}: {e}"),
+        ureq::Error::HostNotFound => anyhow!("cannot reach {url}: host not found"),
+        ureq::Error::ConnectionFailed => anyhow!("cannot reach {url}: connection failed"),
+        ureq::Error::BadUri(e) => anyhow!("{url} is not an http:// URL: {e}"),
+        other => anyhow!("{verb} {url}: {other}"),
+    }
+}
+
+/// An error body's `detail` (text, or compact JSON when it is not a
+/// string), else the body itself, on one line.
+fn detail(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(map)) => match map.get("detail") {
+            Some(Value::String(s)) => quote(s),
+            Some(other) => quote(&other.to_string()),
+            None => quote(body),
+        },
+        _ => quote(body),
+    }
+}
+
+/// `text` on one line, cut to a readable length.
+fn quote(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(QUOTED) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None if line.is_empty() => "(empty body)".to_string(),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_become_one_readable_line() {
+        assert_eq!(detail(r#"{"detail": "no such\n task"}"#), "no such task");
+        assert_eq!(
+            detail(r#"{"detail": [{"loc": ["body", "blueprint"], "msg": "field required"}]}"#),
+            r#"[{"loc":["body","blueprint"],"msg":"field required"}]"#
+        );
+        assert_eq!(detail("<h1>Bad Gateway</h1>\n"), "<h1>Bad Gateway</h1>");
+        assert_eq!(detail(""), "(empty body)");
+        let long = "x".repeat(QUOTED + 10);
+        assert_eq!(quote(&long).chars().count(), QUOTED + 1);
+    }
+}

@@ -1,0 +1,127 @@
+//! A client of the orchestrator's REST API: `POST /workflows` (blueprint,
+//! dockerinfo, and when given the start inputs and the services' key),
+//! `GET /workflows/{id}` and `GET /workflows/{id}/tasks`, with the
+//! orchestrator's own key (`ORCHESTRATOR_API_KEY`) as a bearer token.
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::data_reference::DataReference;
+use crate::deadline::Deadline;
+use crate::http_json::JsonHttp;
+
+/// The body of `POST /workflows`.
+#[derive(Debug, Serialize)]
+pub struct Submission<'a> {
+    /// blueprint.json.
+    pub blueprint: &'a Value,
+    /// dockerinfo.json.
+    pub dockerinfo: &'a Value,
+    /// The start tasks' inputs (left out when none).
+    #[serde(skip_serializing_if = "<[DataReference]>::is_empty")]
+    pub inputs: &'a [DataReference],
+    /// The key the orchestrator sends to the services (left out when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services_api_key: Option<&'a str>,
+}
+
+/// A workflow's or a task's state in the orchestrator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Not started.
+    Pending,
+    /// Started.
+    Running,
+    /// Done.
+    Completed,
+    /// Failed.
+    Failed,
+}
+
+/// The answer of `POST /workflows`.
+#[derive(Debug, Deserialize)]
+struct Submitted {
+    workflow_id: String,
+}
+
+/// The answer of `GET /workflows/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Workflow {
+    /// Its state.
+    pub status: RunState,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The answer of `GET /workflows/{id}/tasks`.
+#[derive(Debug, Deserialize)]
+struct TaskList {
+    tasks: Vec<TaskInfo>,
+}
+
+/// One task of a workflow.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskInfo {
+    /// The orchestrator's task id.
+    pub task_id: String,
+    /// `container:operation`.
+    pub node_key: String,
+    /// Its state.
+    pub status: RunState,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The orchestrator's API at one address.
+pub struct OrchestratorApi {
+    http: JsonHttp,
+    base: String,
+}
+
+impl OrchestratorApi {
+    /// A client of the API at `base_url`, with its key when given.
+    pub fn new(base_url: &str, key: Option<&str>) -> OrchestratorApi {
+        OrchestratorApi {
+            http: JsonHttp::new(key),
+            base: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Submits a workflow; returns its id.
+    pub fn submit(
+        &self,
+        submission: &Submission<'_>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<String> {
+        let url = format!("{}/workflows", self.base);
+        let body = serde_json::to_value(submission).context("encoding the workflow")?;
+        let answer: Submitted = decode(self.http.post(&url, &body, deadline)?, &url)?;
+        if answer.workflow_id.trim().is_empty() {
+            bail!("{url}: the answer's workflow_id is blank");
+        }
+        Ok(answer.workflow_id)
+    }
+
+    /// A workflow's state.
+    pub fn workflow(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Workflow> {
+        let url = format!("{}/workflows/{id}", self.base);
+        decode(self.http.get(&url, deadline)?, &url)
+    }
+
+    /// A workflow's tasks.
+    pub fn tasks(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Vec<TaskInfo>> {
+        let url = format!("{}/workflows/{id}/tasks", self.base);
+        let list: TaskList = decode(self.http.get(&url, deadline)?, &url)?;
+        Ok(list.tasks)
+    }
+}
+
+/// The answer as `T`, or one line saying what does not fit.
+fn decode<T: serde::de::DeserializeOwned>(answer: Value, url: &str) -> anyhow::Result<T> {
+    serde_json::from_value(answer)
+        .with_context(|| format!("{url}: unexpected answer from the orchestrator"))
+}

@@ -1,0 +1,291 @@
+//! `svcgen pipeline submit` against a fake orchestrator (tests/fake_http: plain
+//! HTTP/1.1 on a loopback port): it records every request and plays back
+//! the workflow's and its tasks' states, the way the orchestrator's API
+//! answers them.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+mod common;
+mod fake_http;
+
+use fake_http::{FakeHttp, Request};
+
+/// What the fake answers to each look at the workflow, in turn (the last
+/// one repeats): the workflow's status and its tasks.
+type Script = Vec<(&'static str, Value)>;
+
+/// A fake orchestrator API playing `script`.
+fn fake_orchestrator(script: Script) -> FakeHttp {
+    let mut looks = 0;
+    FakeHttp::start(move |request| answer(request, &script, &mut looks))
+}
+
+/// The orchestrator's answer to `request` at this point of `script`.
+fn answer(request: &Request, script: &Script, looks: &mut usize) -> (&'static str, String) {
+    let at = (*looks).min(script.len() - 1);
+    let (status, tasks) = &script[at];
+    match (request.method.as_str(), request.path.as_str()) {
+        ("POST", "/workflows") => (
+            "200 OK",
+            json!({"workflow_id": "wf-0123456789ab", "status": "running"}).to_string(),
+        ),
+        ("GET", "/workflows/wf-0123456789ab") => (
+            "200 OK",
+            json!({"workflow_id": "wf-0123456789ab", "status": status,
+                   "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:01Z",
+                   "error": null})
+            .to_string(),
+        ),
+        ("GET", "/workflows/wf-0123456789ab/tasks") => {
+            *looks += 1;
+            (
+                "200 OK",
+                json!({"workflow_id": "wf-0123456789ab", "tasks": tasks}).to_string(),
+            )
+        }
+        _ => ("404 Not Found", json!({"detail": "Not Found"}).to_string()),
+    }
+}
+
+/// A task as `GET /workflows/{id}/tasks` lists it.
+fn task(id: &str, node_key: &str, status: &str, error: Option<&str>) -> Value {
+    json!({"task_id": id, "node_key": node_key, "status": status,
+           "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:01Z",
+           "error": error, "input_refs": [], "output_refs": []})
+}
+
+/// A two-node use case (alpha.Make feeds beta.Take), protos written by hand.
+fn use_case(root: &Path) -> String {
+    let dir = root.join("sub_demo");
+    common::write(
+        &dir,
+        "services/alpha/proto/alpha.proto",
+        "syntax = \"proto3\";\npackage alpha;\n\nmessage MakeRequest {}\nmessage MakeResponse {\n  string text = 1;\n}\n\nservice Alpha {\n  rpc Make(MakeRequest) returns (MakeResponse);\n}\n",
+    );
+    common::write(
+        &dir,
+        "services/beta/proto/beta.proto",
+        "syntax = \"proto3\";\npackage beta;\n\nmessage MakeResponse {\n  string text = 1;\n}\nmessage TakeResponse {\n  string text = 1;\n}\n\nservice Beta {\n  rpc Take(MakeResponse) returns (TakeResponse);\n}\n",
+    );
+    common::write(
+        &dir,
+        "connections.json",
+        r#"{"pipeline": {"name": "sub_demo",
+  "service_mapping": {"alpha": {"ip_address": "alpha", "port": 8080}, "beta": {"ip_address": "beta", "port": 8081}},
+  "connections": [{"from_service": "alpha", "from_method": "Make", "to_service": "beta", "to_method": "Take"}]}}
+"#,
+    );
+    dir.to_string_lossy().into_owned()
+}
+
+/// `svcgen pipeline submit DIR --api URL <extra>`, no key from the environment.
+fn submit(dir: &str, api: &str, extra: &[&str]) -> Output {
+    Command::new(common::SVCGEN)
+        .args([
+            "pipeline",
+            "submit",
+            dir,
+            "--api",
+            api,
+            "--poll-interval",
+            "0.1",
+        ])
+        .args(["--timeout", "30"])
+        .args(extra)
+        .env_remove("SERVICE_API_KEY")
+        .env_remove("ORCHESTRATOR_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        common::stdout(out),
+        common::stderr(out)
+    )
+}
+
+const INPUT: &str = r#"{"protocol": "s3", "uri": "s3://bucket/raw.csv", "format": "csv"}"#;
+
+#[test]
+fn submit_posts_the_export_and_follows_the_workflow_to_completion() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = use_case(work.path());
+    let (a, b) = ("task_aaaaaaaa", "task_bbbbbbbb");
+    let fake = fake_orchestrator(vec![
+        (
+            "running",
+            json!([
+                task(a, "alpha1:Make", "running", None),
+                task(b, "beta1:Take", "pending", None)
+            ]),
+        ),
+        (
+            "running",
+            json!([
+                task(a, "alpha1:Make", "completed", None),
+                task(b, "beta1:Take", "running", None)
+            ]),
+        ),
+        (
+            "completed",
+            json!([
+                task(a, "alpha1:Make", "completed", None),
+                task(b, "beta1:Take", "completed", None)
+            ]),
+        ),
+    ]);
+    let out = submit(
+        &dir,
+        &fake.url,
+        &[
+            "--api-key",
+            "orch-key",
+            "--services-api-key",
+            "svc-key",
+            "--input",
+            INPUT,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        common::stdout(&out).contains("wf-0123456789ab completed"),
+        "{}",
+        describe(&out)
+    );
+    let err = common::stderr(&out);
+    for line in [
+        "alpha1:Make: running",
+        "beta1:Take: pending",
+        "beta1:Take: complete",
+    ] {
+        assert!(err.contains(line), "no {line:?} in {err}");
+    }
+
+    let requests = fake.requests();
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].path, "/workflows");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer orch-key")),
+        "{requests:?}"
+    );
+    let body: Value = serde_json::from_str(&requests[0].body).expect("a JSON body");
+    let keys: Vec<&String> = body.as_object().expect("an object").keys().collect();
+    assert_eq!(
+        keys,
+        ["blueprint", "dockerinfo", "inputs", "services_api_key"]
+    );
+    assert_eq!(body["services_api_key"], "svc-key");
+    assert_eq!(
+        body["inputs"],
+        json!([{"protocol": "s3", "uri": "s3://bucket/raw.csv", "format": "csv",
+                "schema_uri": null, "size_bytes": null, "checksum": null, "metadata": {}}])
+    );
+    let containers: Vec<&str> = body["blueprint"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["container_name"].as_str())
+        .collect();
+    assert_eq!(containers, ["alpha1", "beta1"]);
+    assert_eq!(body["blueprint"]["type"], "pipeline-topology/v2");
+    assert_eq!(
+        body["dockerinfo"],
+        json!({"docker_info_list": [
+            {"container_name": "alpha1", "ip_address": "alpha", "port": "8080"},
+            {"container_name": "beta1", "ip_address": "beta", "port": "8081"}]})
+    );
+    let looks = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/tasks"))
+        .count();
+    assert_eq!(looks, 3, "{requests:?}");
+}
+
+#[test]
+fn submit_exits_1_with_the_failing_tasks_error() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = use_case(work.path());
+    let (a, b) = ("task_aaaaaaaa", "task_bbbbbbbb");
+    let fake = fake_orchestrator(vec![
+        (
+            "running",
+            json!([
+                task(a, "alpha1:Make", "running", None),
+                task(b, "beta1:Take", "pending", None)
+            ]),
+        ),
+        (
+            "failed",
+            json!([
+                task(a, "alpha1:Make", "completed", None),
+                task(b, "beta1:Take", "failed", Some("HTTP 500: disk full"))
+            ]),
+        ),
+    ]);
+    let out = submit(&dir, &fake.url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    let err = common::stderr(&out);
+    let last = err.lines().last().unwrap_or("");
+    for needle in [
+        "error: workflow wf-0123456789ab failed at beta1:Take",
+        "HTTP 500: disk full",
+    ] {
+        assert!(last.contains(needle), "{needle:?} not in {last}");
+    }
+    assert!(
+        err.contains("beta1:Take: failed: HTTP 500: disk full"),
+        "{err}"
+    );
+
+    // Neither inputs nor a services key were given: neither is sent, nor
+    // is an Authorization header.
+    let requests = fake.requests();
+    let body: Value = serde_json::from_str(&requests[0].body).expect("a JSON body");
+    let keys: Vec<&String> = body.as_object().expect("an object").keys().collect();
+    assert_eq!(keys, ["blueprint", "dockerinfo"]);
+    assert!(requests.iter().all(|r| r.authorization.is_none()));
+}
+
+#[test]
+fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = use_case(work.path());
+    // Nothing answers there.
+    let closed = common::closed_loopback_url();
+    let out = submit(&dir, &closed, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        common::stderr(&out).contains("cannot reach"),
+        "{}",
+        describe(&out)
+    );
+    // The orchestrator refuses the workflow: its detail, exit 1.
+    let refusing = FakeHttp::start(|_| {
+        (
+            "400 Bad Request",
+            json!({"detail": "Invalid blueprint: No start nodes found"}).to_string(),
+        )
+    });
+    let out = submit(&dir, &refusing.url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("/workflows: HTTP 400: Invalid blueprint: No start nodes found"),
+        "{err}"
+    );
+    // A malformed input or API address: usage, exit 2.
+    let out = submit(&dir, &closed, &["--input", "{\"protocol\":"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let out = submit(&dir, "localhost:18000", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}
