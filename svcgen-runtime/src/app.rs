@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::ApiKey;
 use crate::config::Config;
 use crate::definition::{Definition, Methods};
 use crate::tasks::TaskStore;
@@ -14,6 +15,8 @@ use crate::wire::DataReference;
 
 pub(crate) struct App<D: Definition> {
     pub(crate) config: Config,
+    /// `SERVICE_API_KEY`, prepared once for both ports' checks.
+    pub(crate) key: Option<Arc<ApiKey>>,
     pub(crate) methods: Methods<D>,
     pub(crate) store: Arc<TaskStore>,
     pub(crate) state: Arc<D::State>,

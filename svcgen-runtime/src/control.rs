@@ -46,7 +46,7 @@ pub(crate) fn router<D: Definition>(app: Arc<App<D>>) -> Router {
         .route("/control/cancel/{task_id}", post(cancel::<D>))
         .route("/control/tasks", get(tasks::<D>))
         .route_layer(middleware::from_fn_with_state(
-            auth::ApiKey::of(&app.config),
+            app.key.clone(),
             auth::require_key,
         ));
     Router::new()

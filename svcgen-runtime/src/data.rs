@@ -186,7 +186,7 @@ impl Reply {
 fn last_result(finished: &Finished) -> Reply {
     let mut head = Vec::with_capacity(finished.task_id.len() + 32);
     put_string(1, &finished.task_id, &mut head);
-    put_string(2, finished.method(), &mut head);
+    put_string(2, finished.rpc(), &mut head);
     Reply::LastResult {
         head,
         field: finished.result.field.clone(),

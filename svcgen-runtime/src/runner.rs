@@ -227,6 +227,7 @@ mod tests {
     fn app() -> Arc<App<Tiny>> {
         Arc::new(App {
             config: Config::default(),
+            key: None,
             methods: Tiny::methods(),
             store: Arc::new(TaskStore::new(Limits::of(&Config::default()))),
             state: Arc::new(()),

@@ -107,6 +107,7 @@ pub async fn run_with<D: Definition>(
         grpc_uri: format!("{grpc_host}:{}", grpc_addr.port()),
         upstreams: Arc::new(Upstreams::new(index, &config)),
         store: store.clone(),
+        key: ApiKey::of(&config),
         config,
         methods,
         state: Arc::new(state),
@@ -393,7 +394,7 @@ async fn serve_grpc<D: Definition>(
     // the project's proto. Both serve results, so both are behind the key
     // when data-port auth is on; health and reflection are not (see
     // `auth`). Unknown services answer UNIMPLEMENTED.
-    let key = ApiKey::of(&app.config).filter(|_| app.config.data_port_auth);
+    let key = app.key.clone().filter(|_| app.config.data_port_auth);
     let data = RequireKey::new(data, key.clone());
     let results = RequireKey::new(results, key);
     let mut routes = Routes::default();

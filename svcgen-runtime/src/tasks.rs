@@ -82,7 +82,7 @@ pub(crate) struct Finished {
 
 impl Finished {
     /// The rpc that serves this result (the method whose response it is).
-    pub(crate) fn method(&self) -> &'static str {
+    pub(crate) fn rpc(&self) -> &'static str {
         self.result.rpc
     }
 }
@@ -509,7 +509,7 @@ impl TaskStore {
             return Err(other());
         }
         let finished = task.state.finished(task_id)?;
-        if finished.method() != rpc {
+        if finished.rpc() != rpc {
             return Err(other());
         }
         Ok(finished)
@@ -659,7 +659,7 @@ impl Inner {
                 };
                 inner
                     .latest_by_method
-                    .insert(finished.method(), finished.clone());
+                    .insert(finished.rpc(), finished.clone());
                 inner.latest = Some(finished.clone());
                 let charge = RECORD_BYTES + finished.result.field.len() + message_bytes;
                 let state = State::Complete {
