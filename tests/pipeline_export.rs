@@ -3,7 +3,8 @@
 //! blueprint, dockerinfo and metadata checked, the exported protos and the
 //! ZIP's entries, the orchestrator's models (tests/conformance/
 //! blueprint_check.py), each refusal (exit status, one line naming the
-//! rule, nothing written), and the compose file parsed and checked.
+//! rule, nothing written), the compose file parsed and checked, and the
+//! `--include` folders of `pipeline run` and `pipeline submit`.
 
 mod common;
 
@@ -906,4 +907,75 @@ fn imports_are_inlined_from_beside_the_proto_or_include_folders() {
          message Reading {\n  double value = 1;\n  Unit unit = 2;\n}\n"
     );
     assert_orchestrator_accepts(&uc.join("export"));
+}
+
+#[test]
+fn run_and_submit_take_include_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    let sink = "services/c_sink/proto/c_sink.proto";
+    edit_file(
+        &uc,
+        sink,
+        "package sink;\n",
+        "package sink;\n\nimport \"labels.proto\";\n",
+    );
+    edit_file(
+        &uc,
+        sink,
+        "  uint32 count = 2;\n",
+        "  uint32 count = 2;\n  Label label = 3;\n",
+    );
+    write(
+        &uc,
+        "shared/labels.proto",
+        "syntax = \"proto3\";\npackage sink;\n\nmessage Label { string text = 1; }\n",
+    );
+    // Nothing listens on port 1: past the export, each command fails reaching it.
+    let nowhere = [
+        "--at",
+        "a_source=http://127.0.0.1:1",
+        "--at",
+        "b_source=http://127.0.0.1:1",
+        "--at",
+        "c_sink=http://127.0.0.1:1",
+    ];
+    let commands: [(&[&str], &str); 2] = [
+        (
+            &["pipeline", "run", "fan_in_demo"],
+            "cannot reach http://127.0.0.1:1/control/execute",
+        ),
+        (
+            &[
+                "pipeline",
+                "submit",
+                "fan_in_demo",
+                "--api",
+                "http://127.0.0.1:1",
+            ],
+            "cannot reach http://127.0.0.1:1/workflows",
+        ),
+    ];
+    for (command, unreachable) in commands {
+        let mut args = command.to_vec();
+        if command[1] == "run" {
+            args.extend(nowhere);
+        }
+        refused(
+            tmp.path(),
+            &uc,
+            &args,
+            1,
+            &[
+                "node `c_sink`",
+                "imports \"labels.proto\", found in none of",
+            ],
+        );
+        args.extend(["--include", "fan_in_demo/shared"]);
+        let output = svcgen(tmp.path(), &args);
+        let err = common::stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "svcgen {args:?}: {err}");
+        assert!(!err.contains("found in none of"), "svcgen {args:?}: {err}");
+        assert!(err.contains(unreachable), "svcgen {args:?}: {err}");
+    }
 }

@@ -35,6 +35,10 @@ pub struct RunArgs {
     #[arg(long = "at", value_name = "NODE=URL", value_parser = parse_at)]
     pub at: Vec<At>,
 
+    /// A folder the nodes' proto imports are found in, besides each proto's own (repeatable).
+    #[arg(long = "include", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
     /// An input DataReference (JSON) for the start tasks (repeatable).
     #[arg(long = "input", value_name = "JSON")]
     pub inputs: Vec<String>,
@@ -52,7 +56,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<String> {
     let inputs = parse_inputs(&args.inputs)?;
     let usecase = UseCase::load(&UseCase::locate(args.dir.as_deref())?)?;
-    let exported = export::build(&usecase)?;
+    let exported = export::build(&usecase, &args.includes)?;
     let graph = TaskGraph::from_blueprint(&exported.blueprint)?;
     let endpoints = Endpoints::new(&exported.dockerinfo, &usecase, &args.at)?;
     let runner = Runner {

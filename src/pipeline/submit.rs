@@ -47,6 +47,10 @@ pub struct SubmitArgs {
     )]
     pub services_api_key: Option<String>,
 
+    /// A folder the nodes' proto imports are found in, besides each proto's own (repeatable).
+    #[arg(long = "include", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
     /// An input DataReference (JSON) for the start tasks (repeatable).
     #[arg(long = "input", value_name = "JSON")]
     pub inputs: Vec<String>,
@@ -65,7 +69,7 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
     let inputs = parse_inputs(&args.inputs)?;
     crate::control_client::check_base_url(&args.api).map_err(|e| Usage(format!("--api {e:#}")))?;
     let usecase = UseCase::load(&UseCase::locate(args.dir.as_deref())?)?;
-    let exported = export::build(&usecase)?;
+    let exported = export::build(&usecase, &args.includes)?;
     let api = OrchestratorApi::new(&args.api, args.api_key.as_deref());
     let deadline = Deadline::after(args.timeout);
     let submission = Submission {
