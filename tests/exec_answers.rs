@@ -243,3 +243,27 @@ fn a_task_that_never_ends_is_given_up_at_the_timeout() {
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     assert!(common::stderr(&out).contains("Work: running 10%"));
 }
+
+#[test]
+fn a_request_cut_short_by_the_timeout_names_the_time_it_was_given() {
+    // The service takes longer to answer than --timeout leaves.
+    let fake = FakeHttp::start(|_| {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        running()
+    });
+    let out = Command::new(common::SVCGEN)
+        .args(["exec", &fake.url, "Work", "--timeout", "1"])
+        .env_remove("SERVICE_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen");
+    assert_refused(
+        &out,
+        &[
+            "/control/execute: no answer within ",
+            "s (what was left of --timeout)",
+        ],
+    );
+    let err = common::stderr(&out);
+    assert!(!err.contains("30s"), "{err}");
+}
