@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::deadline::Deadline;
@@ -73,6 +74,12 @@ impl JsonHttp {
             .send(body.to_string());
         read(answer, "POST", url, &limit)
     }
+}
+
+/// The answer as `T`, or one line naming the address and the rule it
+/// breaks (`rule`, e.g. "the answer does not follow the control contract").
+pub fn decode<T: DeserializeOwned>(answer: Value, url: &str, rule: &str) -> anyhow::Result<T> {
+    serde_json::from_value(answer).with_context(|| format!("{url}: {rule}"))
 }
 
 /// How long one request may take: 30 s, or what is left of the deadline.

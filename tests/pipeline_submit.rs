@@ -283,6 +283,15 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
         err.contains("/workflows: HTTP 400: Invalid blueprint: No start nodes found"),
         "{err}"
     );
+    // An answer without a workflow_id: one line naming the address.
+    let odd = FakeHttp::start(|_| ("200 OK", json!({"status": "running"}).to_string()));
+    let out = submit(&dir, &odd.url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("/workflows: unexpected answer from the orchestrator"),
+        "{err}"
+    );
     // A malformed input or API address: usage, exit 2.
     let out = submit(&dir, &closed, &["--input", "{\"protocol\":"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));

@@ -9,7 +9,10 @@ use serde_json::Value;
 
 use crate::data_reference::DataReference;
 use crate::deadline::Deadline;
-use crate::http_json::JsonHttp;
+use crate::http_json::{self, JsonHttp};
+
+/// What an answer of the wrong shape is.
+const UNEXPECTED: &str = "unexpected answer from the orchestrator";
 
 /// The body of `POST /workflows`.
 #[derive(Debug, Serialize)]
@@ -99,7 +102,8 @@ impl OrchestratorApi {
     ) -> anyhow::Result<String> {
         let url = format!("{}/workflows", self.base);
         let body = serde_json::to_value(submission).context("encoding the workflow")?;
-        let answer: Submitted = decode(self.http.post(&url, &body, deadline)?, &url)?;
+        let answer: Submitted =
+            http_json::decode(self.http.post(&url, &body, deadline)?, &url, UNEXPECTED)?;
         if answer.workflow_id.trim().is_empty() {
             bail!("{url}: the answer's workflow_id is blank");
         }
@@ -109,19 +113,13 @@ impl OrchestratorApi {
     /// A workflow's state.
     pub fn workflow(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Workflow> {
         let url = format!("{}/workflows/{id}", self.base);
-        decode(self.http.get(&url, deadline)?, &url)
+        http_json::decode(self.http.get(&url, deadline)?, &url, UNEXPECTED)
     }
 
     /// A workflow's tasks.
     pub fn tasks(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Vec<TaskInfo>> {
         let url = format!("{}/workflows/{id}/tasks", self.base);
-        let list: TaskList = decode(self.http.get(&url, deadline)?, &url)?;
+        let list: TaskList = http_json::decode(self.http.get(&url, deadline)?, &url, UNEXPECTED)?;
         Ok(list.tasks)
     }
-}
-
-/// The answer as `T`, or one line saying what does not fit.
-fn decode<T: serde::de::DeserializeOwned>(answer: Value, url: &str) -> anyhow::Result<T> {
-    serde_json::from_value(answer)
-        .with_context(|| format!("{url}: unexpected answer from the orchestrator"))
 }
