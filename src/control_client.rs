@@ -2,7 +2,8 @@
 //! `GET /control/status/{poll_id}`, `GET /control/output/{poll_id}`) that
 //! checks each answer the way the orchestrator's control client does: the
 //! status is one of `running`, `complete`, `failed`; `progress` an integer
-//! or null; `error` a string or null; an `output` a valid DataReference;
+//! or null; `error` a string or null (blank: none, the failure's
+//! default reason then applies); an `output` a valid DataReference;
 //! unknown fields ignored; any HTTP status of 400 or more is an error.
 
 use anyhow::{anyhow, bail, Context};
@@ -74,7 +75,7 @@ struct ExecuteAnswer {
     task_id: Option<String>,
     #[serde(default)]
     output: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     error: Option<String>,
 }
 
@@ -84,7 +85,7 @@ struct StatusAnswer {
     status: State,
     #[serde(default)]
     progress: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     error: Option<String>,
     #[serde(default)]
     message: Option<Value>,

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::deadline::Deadline;
@@ -80,6 +80,14 @@ impl JsonHttp {
 /// breaks (`rule`, e.g. "the answer does not follow the control contract").
 pub fn decode<T: DeserializeOwned>(answer: Value, url: &str, rule: &str) -> anyhow::Result<T> {
     serde_json::from_value(answer).with_context(|| format!("{url}: {rule}"))
+}
+
+/// An optional text of an answer (an `error`), a blank one taken as none:
+/// the failure then gets its default reason, as the orchestrator's
+/// `error or "..."` gives it, instead of an empty one.
+pub fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.filter(|t| !t.trim().is_empty()))
 }
 
 /// How long one request may take: 30 s, or what is left of the deadline.
@@ -209,5 +217,27 @@ mod tests {
         assert!(ends_soon.by_deadline && ends_soon.time <= Duration::from_secs(2));
         let ends_late = RequestLimit::of(&Deadline::after(Duration::from_secs(100)));
         assert!(!ends_late.by_deadline && ends_late.time == REQUEST_TIMEOUT);
+    }
+
+    #[test]
+    fn a_blank_error_is_no_error() {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default, deserialize_with = "non_blank")]
+            error: Option<String>,
+        }
+        let read = |v: Value| {
+            serde_json::from_value::<Answer>(v)
+                .expect("an answer")
+                .error
+        };
+        assert_eq!(read(serde_json::json!({"error": ""})), None);
+        assert_eq!(read(serde_json::json!({"error": " \n"})), None);
+        assert_eq!(read(serde_json::json!({"error": null})), None);
+        assert_eq!(read(serde_json::json!({})), None);
+        assert_eq!(
+            read(serde_json::json!({"error": "boom"})),
+            Some("boom".into())
+        );
     }
 }

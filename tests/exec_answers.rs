@@ -158,6 +158,12 @@ fn exec_fails_where_the_orchestrator_fails_the_task() {
             vec!["failed without an error"],
         ),
         (
+            ok(json!({"status": "failed", "error": ""})),
+            complete(),
+            output(),
+            vec!["failed: the service answered failed without an error"],
+        ),
+        (
             ok(json!({"status": "failed", "error": "bad input"})),
             complete(),
             output(),
@@ -174,6 +180,12 @@ fn exec_fails_where_the_orchestrator_fails_the_task() {
             json!({"status": "running", "progress": "half"}),
             output(),
             vec!["progress"],
+        ),
+        (
+            running(),
+            json!({"status": "failed", "error": " "}),
+            output(),
+            vec!["failed: the service task failed without an error"],
         ),
         (
             running(),

@@ -298,3 +298,28 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
     let out = submit(&dir, "localhost:18000", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 }
+
+#[test]
+fn a_blank_task_error_is_reported_as_no_error_given() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = use_case(work.path());
+    let fake = fake_orchestrator(vec![(
+        "failed",
+        json!([
+            task("task_aaaaaaaa", "alpha1:Make", "failed", Some("")),
+            task("task_bbbbbbbb", "beta1:Take", "pending", None)
+        ]),
+    )]);
+    let out = submit(&dir, &fake.url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = common::stderr(&out);
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.ends_with("failed at alpha1:Make (task_aaaaaaaa): (no error given)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("alpha1:Make: failed: (no error given)"),
+        "{err}"
+    );
+}

@@ -55,7 +55,7 @@ pub struct Workflow {
     /// Its state.
     pub status: RunState,
     /// Why it failed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     pub error: Option<String>,
 }
 
@@ -75,7 +75,7 @@ pub struct TaskInfo {
     /// Its state.
     pub status: RunState,
     /// Why it failed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     pub error: Option<String>,
 }
 
