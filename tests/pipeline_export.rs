@@ -363,6 +363,46 @@ fn export_again_replaces_the_earlier_export_and_takes_out_and_zip_paths() {
     );
 }
 
+#[test]
+fn refuses_a_zip_inside_the_export_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = two_services(tmp.path());
+    for (first, zip) in [
+        (false, "uc/export/portal.zip"),
+        (true, "uc/export/portal.zip"),
+        (true, "./uc/services/../export/microservice/p.zip"),
+        (true, "uc/export"),
+    ] {
+        if first {
+            ok(tmp.path(), &["pipeline", "export", "uc"]);
+        }
+        let err = refused(
+            tmp.path(),
+            tmp.path(),
+            &["pipeline", "export", "uc", "--zip", zip],
+            1,
+            &[&format!("cannot write the ZIP to {zip}: it")],
+        );
+        if zip != "uc/export" {
+            assert!(err.contains("inside the export folder uc/export"), "{err}");
+        }
+    }
+    let blueprint = read(&uc.join("export"), "blueprint.json");
+    ok(
+        &uc,
+        &[
+            "pipeline",
+            "export",
+            "--out",
+            "portal/export",
+            "--zip",
+            "portal/export.zip",
+        ],
+    );
+    assert_eq!(zip_entries(&uc.join("portal/export.zip")).len(), 4);
+    assert_eq!(read(&uc.join("export"), "blueprint.json"), blueprint);
+}
+
 // ------------------------------------------------------ fan-in
 
 #[test]
