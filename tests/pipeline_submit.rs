@@ -297,6 +297,23 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let out = submit(&dir, "localhost:18000", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    // A poll interval under 0.05 s, as for run and exec: usage, exit 2,
+    // before anything is posted.
+    let listening = fake_orchestrator(vec![("completed", json!([]))]);
+    let out = Command::new(common::SVCGEN)
+        .args(["pipeline", "submit", &dir, "--api", &listening.url])
+        .args(["--poll-interval", "0.001"])
+        .env_remove("ORCHESTRATOR_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        common::stderr(&out).contains("0.001: at least 0.05 seconds"),
+        "{}",
+        describe(&out)
+    );
+    assert!(listening.requests().is_empty());
 }
 
 #[test]

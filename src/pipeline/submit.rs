@@ -60,7 +60,7 @@ pub struct SubmitArgs {
     pub timeout: Duration,
 
     /// Seconds between two looks at the workflow.
-    #[arg(long, value_name = "SECS", default_value = "2", value_parser = deadline::seconds)]
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = deadline::poll_interval)]
     pub poll_interval: Duration,
 }
 
