@@ -297,6 +297,12 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let out = submit(&dir, "localhost:18000", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    // https: said plainly, not in terms of how services are called.
+    let out = submit(&dir, "https://orchestrator.example:18000", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = common::stderr(&out);
+    assert!(err.contains("https is not supported"), "{err}");
+    assert!(!err.contains("calls services"), "{err}");
     // A poll interval under 0.05 s, as for run and exec: usage, exit 2,
     // before anything is posted.
     let listening = fake_orchestrator(vec![("completed", json!([]))]);

@@ -3,7 +3,7 @@
 //! `GET /workflows/{id}` and `GET /workflows/{id}/tasks`, with the
 //! orchestrator's own key (`ORCHESTRATOR_API_KEY`) as a bearer token.
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -121,5 +121,41 @@ impl OrchestratorApi {
         let url = format!("{}/workflows/{id}/tasks", self.base);
         let list: TaskList = http_json::decode(self.http.get(&url, deadline)?, &url, UNEXPECTED)?;
         Ok(list.tasks)
+    }
+}
+
+/// Checks `--api`: the orchestrator's API as `http://HOST:PORT`. svcgen
+/// speaks plain HTTP only, so an `https://` address is refused saying so.
+pub fn check_api_url(url: &str) -> anyhow::Result<()> {
+    if url.starts_with("https://") {
+        bail!("{url}: https is not supported; svcgen talks to the orchestrator's API over plain HTTP (e.g. http://localhost:18000, or an SSH tunnel to it)");
+    }
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        anyhow!("{url}: the orchestrator's API address must be http://HOST:PORT, e.g. http://localhost:18000")
+    })?;
+    if rest.trim_matches('/').is_empty() || rest.contains(char::is_whitespace) {
+        bail!("{url}: the orchestrator's API address must be http://HOST:PORT, e.g. http://localhost:18000");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_api_url;
+
+    #[test]
+    fn the_api_is_a_plain_http_address() {
+        check_api_url("http://localhost:18000").expect("valid");
+        check_api_url("http://10.0.0.5:18000/").expect("valid");
+        let https = check_api_url("https://orchestrator.example").unwrap_err();
+        assert!(
+            format!("{https}").contains("https is not supported"),
+            "{https}"
+        );
+        for bad in ["localhost:18000", "http://", "http://a b", "ftp://x"] {
+            let error = format!("{}", check_api_url(bad).unwrap_err());
+            assert!(error.contains("must be http://HOST:PORT"), "{bad}: {error}");
+            assert!(!error.contains("services"), "{bad}: {error}");
+        }
     }
 }

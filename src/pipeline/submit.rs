@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use clap::Args;
 
 use super::export;
-use super::orchestrator_api::{OrchestratorApi, RunState, Submission, TaskInfo};
+use super::orchestrator_api::{check_api_url, OrchestratorApi, RunState, Submission, TaskInfo};
 use super::usecase::UseCase;
 use crate::cli::Usage;
 use crate::deadline::{self, Deadline};
@@ -67,7 +67,7 @@ pub struct SubmitArgs {
 /// Runs `svcgen pipeline submit`.
 pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
     let inputs = parse_inputs(&args.inputs)?;
-    crate::control_client::check_base_url(&args.api).map_err(|e| Usage(format!("--api {e:#}")))?;
+    check_api_url(&args.api).map_err(|e| Usage(format!("--api {e:#}")))?;
     let usecase = UseCase::load(&UseCase::locate(args.dir.as_deref())?)?;
     let exported = export::build(&usecase, &args.includes)?;
     let api = OrchestratorApi::new(&args.api, args.api_key.as_deref());
