@@ -132,8 +132,33 @@ fn a_complete_answer_without_output_is_a_task_without_output() {
     let fake = service(ok(json!({"status": "complete"})), complete(), output());
     let out = exec(&fake.url, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
-    assert_eq!(common::stdout(&out), "null\n");
+    // Nothing on stdout, so `--input "$(svcgen exec …)"` never passes `null` on.
+    assert_eq!(common::stdout(&out), "");
+    assert!(common::stderr(&out).contains("(no output)"));
     assert_eq!(fake.requests().len(), 1, "no poll after complete");
+}
+
+#[test]
+fn a_blank_method_workflow_id_or_task_id_is_bad_usage() {
+    let fake = service(running(), complete(), output());
+    for (args, name) in [
+        (vec![" "], "METHOD"),
+        (vec!["Work", "--workflow-id", ""], "--workflow-id"),
+        (vec!["Work", "--task-id", " \t"], "--task-id"),
+    ] {
+        let out = Command::new(common::SVCGEN)
+            .arg("exec")
+            .arg(&fake.url)
+            .args(&args)
+            .env_remove("SERVICE_API_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run svcgen");
+        let err = common::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("{name} must not be blank")), "{err}");
+    }
+    assert!(fake.requests().is_empty(), "nothing is sent");
 }
 
 #[test]
