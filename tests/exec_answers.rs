@@ -285,7 +285,7 @@ fn a_task_that_never_ends_is_given_up_at_the_timeout() {
 fn a_request_cut_short_by_the_timeout_names_the_time_it_was_given() {
     // The service takes longer to answer than --timeout leaves.
     let fake = FakeHttp::start(|_| {
-        std::thread::sleep(std::time::Duration::from_secs(3));
+        std::thread::sleep(std::time::Duration::from_secs(2));
         running()
     });
     let out = Command::new(common::SVCGEN)
@@ -303,4 +303,16 @@ fn a_request_cut_short_by_the_timeout_names_the_time_it_was_given() {
     );
     let err = common::stderr(&out);
     assert!(!err.contains("30s"), "{err}");
+}
+
+#[test]
+fn a_dropped_fake_server_stops_and_frees_its_port() {
+    let fake = service(running(), complete(), output());
+    let addr = fake.url.trim_start_matches("http://").to_string();
+    assert!(std::net::TcpStream::connect(&addr).is_ok());
+    drop(fake);
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "{addr} still accepts"
+    );
 }
