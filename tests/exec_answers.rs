@@ -228,7 +228,7 @@ fn exec_fails_where_the_orchestrator_fails_the_task() {
             running(),
             complete(),
             json!({"output": null}),
-            vec!["output"],
+            vec!["/control/output/t.abc: the answer's output is null"],
         ),
         (
             (

@@ -1,7 +1,8 @@
 //! `svcgen pipeline submit` against a fake orchestrator (tests/fake_http: plain
 //! HTTP/1.1 on a loopback port): it records every request and plays back
 //! the workflow's and its tasks' states, the way the orchestrator's API
-//! answers them.
+//! answers them. The posted blueprint and dockerinfo are checked by
+//! tests/conformance/blueprint_check.py.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -208,6 +209,33 @@ fn submit_posts_the_export_and_follows_the_workflow_to_completion() {
         .filter(|r| r.path.ends_with("/tasks"))
         .count();
     assert_eq!(looks, 3, "{requests:?}");
+    assert_orchestrator_accepts(&body);
+}
+
+/// blueprint_check.py (the orchestrator's models, extra keys forbidden,
+/// and its graph rules) on the blueprint and dockerinfo of a posted body.
+fn assert_orchestrator_accepts(body: &Value) {
+    let posted = tempfile::tempdir().expect("temp dir");
+    for name in ["blueprint", "dockerinfo"] {
+        std::fs::write(
+            posted.path().join(format!("{name}.json")),
+            body[name].to_string(),
+        )
+        .expect("write");
+    }
+    let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/blueprint_check.py");
+    let out = Command::new(common::conformance_python())
+        .arg(check)
+        .arg(posted.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python");
+    let report = common::stdout(&out);
+    assert!(
+        out.status.success() && report.starts_with("ok: "),
+        "blueprint_check.py refused the posted workflow: {report}{}",
+        common::stderr(&out)
+    );
 }
 
 #[test]
