@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::cli::Usage;
 use crate::control_client::{check_base_url, ControlClient, ExecuteRequest};
-use crate::data_reference::DataReference;
+use crate::data_reference::parse_inputs;
 use crate::deadline::Deadline;
 use crate::http_json::JsonHttp;
 use crate::progress::Display;
@@ -92,12 +92,4 @@ fn not_blank(name: &str, value: Option<&str>) -> anyhow::Result<()> {
         Some(v) if v.trim().is_empty() => Err(Usage(format!("{name} must not be blank")).into()),
         _ => Ok(()),
     }
-}
-
-/// Every `--input` as a DataReference; a malformed one is a usage error.
-pub fn parse_inputs(texts: &[String]) -> anyhow::Result<Vec<DataReference>> {
-    texts
-        .iter()
-        .map(|text| DataReference::parse(text).map_err(|e| Usage(format!("{e:#}")).into()))
-        .collect()
 }

@@ -13,8 +13,8 @@ use super::export;
 use super::orchestrator_api::{check_api_url, OrchestratorApi, RunState, Submission, TaskInfo};
 use super::usecase::UseCase;
 use crate::cli::Usage;
+use crate::data_reference::parse_inputs;
 use crate::deadline::{self, Deadline};
-use crate::exec::parse_inputs;
 use crate::progress::{Display, TaskProgress};
 
 /// Flags of `svcgen pipeline submit`.
