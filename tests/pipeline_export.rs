@@ -1019,3 +1019,76 @@ fn run_and_submit_take_include_folders() {
         assert!(err.contains(unreachable), "svcgen {args:?}: {err}");
     }
 }
+
+#[test]
+fn statements_sharing_lines_are_split_or_refused() {
+    // Rpcs and definitions sharing lines with what the export keeps: the
+    // kept text stays, each rpc alone on its line, inside its service.
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    let sink = "services/c_sink/proto/c_sink.proto";
+    write(
+        &uc,
+        sink,
+        "syntax = \"proto3\";\n\npackage sink;\n\n\
+         // Nothing.\nmessage Empty {} message Summary { double total = 1; uint32 count = 2; }\n\
+         message LastResult { string json = 1; } enum Level { LOW = 0; }\n\
+         message CombineRequest { string label = 1; }\n\n\
+         service CSink { rpc Combine(CombineRequest) returns (Summary); // combines\n  \
+         rpc GetLastResult(Empty) returns (LastResult); }\n",
+    );
+    ok(tmp.path(), &["pipeline", "export", "fan_in_demo"]);
+    let exported = read(&uc.join("export"), "microservice/c_sink1.proto");
+    assert_eq!(
+        exported,
+        "syntax = \"proto3\";\n\npackage sink;\n\n\
+         message Summary { double total = 1; uint32 count = 2; }\n\
+         enum Level { LOW = 0; }\n\n\
+         service CSink {\n  // combines\n  rpc Combine(Reading) returns (Summary);\n}\n\n\
+         enum Unit {\n  UNIT_UNSPECIFIED = 0;\n  WATT = 1;\n}\n\n\
+         // Mirrors a_source.Reading so the portal can connect them.\n// One measurement.\n\
+         message Reading {\n  double value = 1;\n  Unit unit = 2;\n}\n"
+    );
+    assert_orchestrator_accepts(&uc.join("export"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    edit_file(
+        &uc,
+        sink,
+        "service CSink {\n  rpc Combine(CombineRequest) returns (Summary);\n}\n",
+        "service CSink { rpc Combine(CombineRequest) returns (Summary); }\n",
+    );
+    ok(tmp.path(), &["pipeline", "export", "fan_in_demo"]);
+    let exported = read(&uc.join("export"), "microservice/c_sink1.proto");
+    assert!(
+        exported.contains("\nservice CSink {\n  rpc Combine(Reading) returns (Summary);\n}\n"),
+        "{exported}"
+    );
+
+    // Two rpcs on one line, two dropped definitions on one (last) line.
+    export_refused(
+        |uc| {
+            edit_file(
+                uc,
+                sink,
+                "service CSink {\n  rpc Combine(CombineRequest) returns (Summary);\n}\n",
+                "service CSink { rpc Combine(CombineRequest) returns (Summary); rpc GetLastResult(CombineRequest) returns (Summary); }\n",
+            )
+        },
+        1,
+        &["node `c_sink`, operation `Combine`: rpc Combine shares line 16 with rpc GetLastResult; the platform's importer reads one rpc per line"],
+    );
+    export_refused(
+        |uc| {
+            edit_file(
+                uc,
+                sink,
+                "  rpc Combine(CombineRequest) returns (Summary);\n}\n",
+                "  rpc Combine(CombineRequest) returns (Summary);\n  rpc GetLastResult(Empty) returns (LastResult);\n}\nmessage Empty {} message LastResult {}",
+            )
+        },
+        1,
+        &["node `c_sink`: `message Empty` and `message LastResult` share a line in fan_in_demo/services/c_sink/proto/c_sink.proto and the export must change one of them; put each on its own line"],
+    );
+}

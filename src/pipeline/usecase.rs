@@ -223,6 +223,23 @@ fn address(name: &str, mapping: &Mapping) -> Result<(String, u16)> {
 /// The node's operations-to-be: every rpc but svcgen's internal ones, each
 /// unary and written on one line.
 fn rpcs(name: &str, proto: &ProtoText) -> Result<Vec<Rpc>> {
+    for pair in proto.rpcs.windows(2) {
+        if pair[0].span.end > pair[1].span.start {
+            let (other, op) = if INTERNAL_RPCS.contains(&pair[1].name.as_str()) {
+                (&pair[1], &pair[0])
+            } else {
+                (&pair[0], &pair[1])
+            };
+            return Err(violation(
+                name,
+                Some(&op.name),
+                format!(
+                    "rpc {} shares line {} with rpc {}; the platform's importer reads one rpc per line",
+                    op.name, pair[1].line, other.name
+                ),
+            ));
+        }
+    }
     let mut out = Vec::new();
     for rpc in &proto.rpcs {
         if INTERNAL_RPCS.contains(&rpc.name.as_str()) {
