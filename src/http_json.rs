@@ -176,7 +176,7 @@ fn detail(body: &str) -> String {
 
 /// `text` on one line, cut to a readable length.
 fn quote(text: &str) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = crate::cli::one_line(text);
     match line.char_indices().nth(QUOTED) {
         Some((at, _)) => format!("{}…", &line[..at]),
         None if line.is_empty() => "(empty body)".to_string(),
