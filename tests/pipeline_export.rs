@@ -518,9 +518,55 @@ fn refuses_a_cycle() {
         1,
         &[
             "node `c_sink`, operation `Combine`",
-            "cycle (b_source -> c_sink -> b_source)",
+            "cycle (b_source.Read -> c_sink.Combine -> b_source.Read)",
         ],
     );
+}
+
+#[test]
+fn nodes_feeding_each_other_through_different_operations_export() {
+    // The orchestrator's tasks are node operations: b_source.Read ->
+    // c_sink.Combine -> b_source.Calibrate has no cycle.
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    ok(
+        tmp.path(),
+        &[
+            "pipeline",
+            "connect",
+            "c_sink.Combine",
+            "b_source.Calibrate",
+            "--dir",
+            "fan_in_demo",
+        ],
+    );
+    ok(tmp.path(), &["pipeline", "export", "fan_in_demo"]);
+    let export = uc.join("export");
+    let blueprint = json_file(&export, "blueprint.json");
+    let b = &blueprint["nodes"][1];
+    assert_eq!(b["container_name"], "b_source1");
+    assert_eq!(b["node_type"], "MLModel");
+    let ops: Vec<(&str, &str)> = b["operation_signature_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["operation_signature"]["operation_name"]
+                    .as_str()
+                    .unwrap(),
+                op["operation_signature"]["input_message_name"]
+                    .as_str()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ops, [("Read", "ReadRequest"), ("Calibrate", "Summary")]);
+    assert_eq!(
+        blueprint["nodes"][2]["operation_signature_list"][0]["connected_to"],
+        json!([target("b_source1", "Calibrate")])
+    );
+    assert_orchestrator_accepts(&export);
 }
 
 #[test]

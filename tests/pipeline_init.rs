@@ -256,7 +256,7 @@ fn connect_refuses_and_writes_nothing() {
         1,
         &[
             "node `consumer`, operation `Consume`",
-            "makes a cycle (producer -> consumer -> producer)",
+            "makes a cycle (producer.Produce -> consumer.Consume -> producer.Produce)",
         ],
     );
     refused(
@@ -264,7 +264,7 @@ fn connect_refuses_and_writes_nothing() {
         root,
         &connect("producer.Produce", "producer.Produce"),
         1,
-        &["makes a cycle (producer -> producer)"],
+        &["makes a cycle (producer.Produce -> producer.Produce)"],
     );
     refused(
         root,
