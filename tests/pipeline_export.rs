@@ -706,6 +706,22 @@ fn refuses_an_import_it_cannot_find() {
 }
 
 #[test]
+fn refuses_an_include_that_is_not_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    fan_in(tmp.path());
+    write(tmp.path(), "labels.proto", "syntax = \"proto3\";\n");
+    for include in ["nowhere", "labels.proto"] {
+        refused(
+            tmp.path(),
+            tmp.path(),
+            &["pipeline", "export", "fan_in_demo", "--include", include],
+            1,
+            &[&format!("--include {include} is not a directory")],
+        );
+    }
+}
+
+#[test]
 fn refuses_upstreams_sending_different_messages() {
     export_refused(
         |uc| {

@@ -17,8 +17,7 @@ const MAX_DEPTH: usize = 16;
 
 /// `text` (the proto of node `node`, at `path`) with every import inlined.
 pub fn self_contained(node: &str, path: &Path, text: &str, includes: &[PathBuf]) -> Result<String> {
-    let mut roots = vec![path.parent().unwrap_or(Path::new(".")).to_path_buf()];
-    roots.extend(includes.iter().cloned());
+    let roots = crate::upstream_proto::import_roots(path, includes)?;
     inline(node, text, &roots, 0)
 }
 
