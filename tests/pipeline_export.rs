@@ -1095,7 +1095,7 @@ fn statements_sharing_lines_are_split_or_refused() {
         "syntax = \"proto3\";\n\npackage sink;\n\n\
          // Nothing.\nmessage Empty {} message Summary { double total = 1; uint32 count = 2; }\n\
          message LastResult { string json = 1; } enum Level { LOW = 0; }\n\
-         message CombineRequest { string label = 1; }\n\n\
+         /* Replaced by Reading. */ message CombineRequest { string label = 1; }\n\n\
          service CSink { rpc Combine(CombineRequest) returns (Summary); // combines\n  \
          rpc GetLastResult(Empty) returns (LastResult); }\n",
     );

@@ -407,6 +407,16 @@ fn rewrite_lines(
     } else {
         ("", after)
     };
+    // A `/* ... */` alone before the statement is its own comment.
+    let block_comment = before
+        .strip_prefix("/*")
+        .and_then(|b| b.strip_suffix("*/"))
+        .is_some_and(|inside| !inside.contains("*/"));
+    let (comments, before) = if block_comment {
+        (format!("{comments}{indent}{before}\n"), "")
+    } else {
+        (comments.to_string(), before)
+    };
     let inner = if before.ends_with('{') {
         format!("{indent}  ")
     } else {
@@ -415,12 +425,12 @@ fn rewrite_lines(
     let mut out = String::new();
     if !before.is_empty() {
         // The comments above describe what starts the line.
-        out.push_str(comments);
+        out.push_str(&comments);
         out.push_str(&format!("{indent}{before}\n"));
     }
     if let Some(line) = line {
         if before.is_empty() {
-            out.push_str(comments);
+            out.push_str(&comments);
         }
         if !comment.is_empty() {
             out.push_str(&format!("{inner}{comment}\n"));
