@@ -42,6 +42,17 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// `text` on one line: each line trimmed, blank lines dropped, the rest
+/// joined by a space (an error chain, an answer or a progress message
+/// quoted in a one-line message).
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Flags of `svcgen add-upstream`.
 #[derive(Debug, Args)]
 pub struct AddUpstreamArgs {
@@ -223,5 +234,11 @@ mod tests {
                 ("C".to_string(), MethodKind::Quick),
             ]
         );
+    }
+
+    #[test]
+    fn one_line_trims_and_joins_lines_and_drops_blank_ones() {
+        assert_eq!(one_line("a: b\n  c  d \n\n\te\n"), "a: b c  d e");
+        assert_eq!(one_line(" \n "), "");
     }
 }

@@ -2,7 +2,8 @@
 //! `GET /control/status/{poll_id}`, `GET /control/output/{poll_id}`) that
 //! checks each answer the way the orchestrator's control client does: the
 //! status is one of `running`, `complete`, `failed`; `progress` an integer
-//! or null; `error` a string or null; an `output` a valid DataReference;
+//! or null; `error` a string or null (blank: none, the failure's
+//! default reason then applies); an `output` a valid DataReference;
 //! unknown fields ignored; any HTTP status of 400 or more is an error.
 
 use anyhow::{anyhow, bail, Context};
@@ -11,7 +12,10 @@ use serde_json::Value;
 
 use crate::data_reference::{lax_int, DataReference};
 use crate::deadline::Deadline;
-use crate::http_json::JsonHttp;
+use crate::http_json::{self, JsonHttp};
+
+/// What an answer of the wrong shape breaks.
+const CONTRACT: &str = "the answer does not follow the control contract";
 
 /// The body of `POST /control/execute`, as the orchestrator sends it.
 #[derive(Debug, Serialize)]
@@ -71,7 +75,7 @@ struct ExecuteAnswer {
     task_id: Option<String>,
     #[serde(default)]
     output: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     error: Option<String>,
 }
 
@@ -81,7 +85,7 @@ struct StatusAnswer {
     status: State,
     #[serde(default)]
     progress: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     error: Option<String>,
     #[serde(default)]
     message: Option<Value>,
@@ -121,7 +125,8 @@ impl<'a> ControlClient<'a> {
     ) -> anyhow::Result<Started> {
         let url = format!("{}/control/execute", self.base);
         let body = serde_json::to_value(request).context("encoding the execute request")?;
-        let answer: ExecuteAnswer = decode(self.http.post(&url, &body, deadline)?, &url)?;
+        let answer: ExecuteAnswer =
+            http_json::decode(self.http.post(&url, &body, deadline)?, &url, CONTRACT)?;
         // Checked whatever the status, as the orchestrator's model does.
         let output = output(answer.output, &url)?;
         match answer.status {
@@ -141,7 +146,8 @@ impl<'a> ControlClient<'a> {
     /// A running task's status.
     pub fn status(&self, poll_id: &str, deadline: &Deadline) -> anyhow::Result<Status> {
         let url = format!("{}/control/status/{poll_id}", self.base);
-        let answer: StatusAnswer = decode(self.http.get(&url, deadline)?, &url)?;
+        let answer: StatusAnswer =
+            http_json::decode(self.http.get(&url, deadline)?, &url, CONTRACT)?;
         let progress = match answer.progress {
             None | Some(Value::Null) => None,
             Some(value) => Some(
@@ -160,16 +166,11 @@ impl<'a> ControlClient<'a> {
     /// A complete task's output reference.
     pub fn output(&self, poll_id: &str, deadline: &Deadline) -> anyhow::Result<DataReference> {
         let url = format!("{}/control/output/{poll_id}", self.base);
-        let answer: OutputAnswer = decode(self.http.get(&url, deadline)?, &url)?;
+        let answer: OutputAnswer =
+            http_json::decode(self.http.get(&url, deadline)?, &url, CONTRACT)?;
         output(Some(answer.output), &url)?
             .ok_or_else(|| anyhow!("{url}: the answer's output is null"))
     }
-}
-
-/// The answer as `T`, or one line saying which rule it breaks.
-fn decode<T: serde::de::DeserializeOwned>(answer: Value, url: &str) -> anyhow::Result<T> {
-    serde_json::from_value(answer)
-        .with_context(|| format!("{url}: the answer does not follow the control contract"))
 }
 
 /// An answer's `output`, checked as a DataReference (null is none).

@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::cli::Usage;
+
 /// Protocols the orchestrator knows.
 const PROTOCOLS: [&str; 9] = [
     "s3", "http", "https", "nfs", "grpc", "mqtt", "villas", "inline", "file",
@@ -87,6 +89,15 @@ impl DataReference {
     pub fn summary(&self) -> String {
         format!("{} {} {}", self.protocol, self.uri, self.format)
     }
+}
+
+/// Every `--input` of a command as a DataReference; a malformed one is a
+/// usage error.
+pub fn parse_inputs(texts: &[String]) -> anyhow::Result<Vec<DataReference>> {
+    texts
+        .iter()
+        .map(|text| DataReference::parse(text).map_err(|e| Usage(format!("{e:#}")).into()))
+        .collect()
 }
 
 /// `algorithm:value`, both parts non-empty.
@@ -201,5 +212,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.size_bytes, Some(2));
+    }
+
+    #[test]
+    fn inputs_are_parsed_in_order_and_a_bad_one_is_bad_usage() {
+        let good = r#"{"protocol": "file", "uri": "/d/x.csv", "format": "csv"}"#.to_string();
+        let read = parse_inputs(&[good.clone(), good]).unwrap();
+        assert_eq!(read.len(), 2);
+        let error = parse_inputs(&[r#"{"protocol": "ftp"}"#.to_string()]).unwrap_err();
+        assert!(error.is::<Usage>(), "{error:#}");
     }
 }

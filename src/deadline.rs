@@ -54,3 +54,27 @@ pub fn seconds(text: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(value))
 }
+
+/// Reads `--poll-interval`: at least 0.05 s, so a loop of status requests
+/// never hammers a service or the orchestrator.
+pub fn poll_interval(text: &str) -> Result<Duration, String> {
+    let every = seconds(text)?;
+    if every < Duration::from_millis(50) {
+        return Err(format!("{text}: at least 0.05 seconds"));
+    }
+    Ok(every)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_interval_is_at_least_50_ms() {
+        assert_eq!(poll_interval("0.05"), Ok(Duration::from_millis(50)));
+        assert_eq!(poll_interval("2"), Ok(Duration::from_secs(2)));
+        for bad in ["0.049", "0.001", "0", "-1", "x"] {
+            assert!(poll_interval(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,14 +1,14 @@
 //! `svcgen exec`: runs one task on a running service over its HTTP control
 //! interface (execute, poll status with a progress bar, fetch the output),
 //! the way the orchestrator would. Progress goes to stderr, the output
-//! reference (JSON) to stdout.
+//! reference (JSON) to stdout; nothing when the task has no output.
 
 use anyhow::Context;
 use clap::Args;
 
 use crate::cli::Usage;
 use crate::control_client::{check_base_url, ControlClient, ExecuteRequest};
-use crate::data_reference::DataReference;
+use crate::data_reference::parse_inputs;
 use crate::deadline::Deadline;
 use crate::http_json::JsonHttp;
 use crate::progress::Display;
@@ -47,6 +47,10 @@ pub struct ExecArgs {
 pub fn run(args: ExecArgs) -> anyhow::Result<String> {
     let inputs = parse_inputs(&args.inputs)?;
     check_base_url(&args.url).map_err(|e| Usage(format!("{e:#}")))?;
+    // The orchestrator never sends a blank one of these.
+    not_blank("METHOD", Some(&args.method))?;
+    not_blank("--workflow-id", args.workflow_id.as_deref())?;
+    not_blank("--task-id", args.task_id.as_deref())?;
     let workflow_id = args
         .workflow_id
         .unwrap_or_else(|| crate::run_ids::fresh("svcgen-exec"));
@@ -68,7 +72,9 @@ pub fn run(args: ExecArgs) -> anyhow::Result<String> {
     let bar = display.task(&args.method);
     let deadline = Deadline::after(args.wait.timeout);
     match task_run::run(&task, args.wait.poll_interval, &deadline, &bar) {
-        Outcome::Complete(output) => {
+        // No output: nothing on stdout (the bar says "(no output)").
+        Outcome::Complete(None) => Ok(String::new()),
+        Outcome::Complete(Some(output)) => {
             let text = serde_json::to_string_pretty(&output).context("encoding the output")?;
             Ok(format!("{text}\n"))
         }
@@ -80,10 +86,10 @@ pub fn run(args: ExecArgs) -> anyhow::Result<String> {
     }
 }
 
-/// Every `--input` as a DataReference; a malformed one is a usage error.
-pub fn parse_inputs(texts: &[String]) -> anyhow::Result<Vec<DataReference>> {
-    texts
-        .iter()
-        .map(|text| DataReference::parse(text).map_err(|e| Usage(format!("{e:#}")).into()))
-        .collect()
+/// A usage error when `value` is given but blank.
+fn not_blank(name: &str, value: Option<&str>) -> anyhow::Result<()> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(Usage(format!("{name} must not be blank")).into()),
+        _ => Ok(()),
+    }
 }

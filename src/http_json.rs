@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use serde::{de::DeserializeOwned, Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::deadline::Deadline;
@@ -46,12 +47,13 @@ impl JsonHttp {
         if let Some(bearer) = &self.bearer {
             request = request.header("Authorization", bearer);
         }
+        let limit = RequestLimit::of(deadline);
         let answer = request
             .config()
-            .timeout_global(Some(request_timeout(deadline)))
+            .timeout_global(Some(limit.time))
             .build()
             .call();
-        read(answer, "GET", url)
+        read(answer, "GET", url, &limit)
     }
 
     /// `POST url` with a JSON body, its answer parsed.
@@ -64,18 +66,60 @@ impl JsonHttp {
         if let Some(bearer) = &self.bearer {
             request = request.header("Authorization", bearer);
         }
+        let limit = RequestLimit::of(deadline);
         let answer = request
             .config()
-            .timeout_global(Some(request_timeout(deadline)))
+            .timeout_global(Some(limit.time))
             .build()
             .send(body.to_string());
-        read(answer, "POST", url)
+        read(answer, "POST", url, &limit)
     }
 }
 
-/// The per-request limit: 30 s, or what is left of the deadline.
-fn request_timeout(deadline: &Deadline) -> Duration {
-    REQUEST_TIMEOUT.min(deadline.remaining())
+/// The answer as `T`, or one line naming the address and the rule it
+/// breaks (`rule`, e.g. "the answer does not follow the control contract").
+pub fn decode<T: DeserializeOwned>(answer: Value, url: &str, rule: &str) -> anyhow::Result<T> {
+    serde_json::from_value(answer).with_context(|| format!("{url}: {rule}"))
+}
+
+/// An optional text of an answer (an `error`), a blank one taken as none:
+/// the failure then gets its default reason, as the orchestrator's
+/// `error or "..."` gives it, instead of an empty one.
+pub fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.filter(|t| !t.trim().is_empty()))
+}
+
+/// How long one request may take: 30 s, or what is left of the deadline.
+struct RequestLimit {
+    time: Duration,
+    /// Cut short by the deadline.
+    by_deadline: bool,
+}
+
+impl RequestLimit {
+    fn of(deadline: &Deadline) -> RequestLimit {
+        let left = deadline.remaining();
+        RequestLimit {
+            time: REQUEST_TIMEOUT.min(left),
+            by_deadline: left < REQUEST_TIMEOUT,
+        }
+    }
+
+    /// `30s`, or `1.2s (what was left of --timeout)`.
+    fn describe(&self) -> String {
+        let secs = self.time.as_secs_f64();
+        let time = if self.time.subsec_millis() == 0 {
+            format!("{secs}s")
+        } else {
+            format!("{secs:.1}s")
+        };
+        if self.by_deadline {
+            format!("{time} (what was left of --timeout)")
+        } else {
+            time
+        }
+    }
 }
 
 /// The answer's JSON, or one line saying why there is none.
@@ -83,8 +127,9 @@ fn read(
     answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     verb: &str,
     url: &str,
+    limit: &RequestLimit,
 ) -> anyhow::Result<Value> {
-    let mut response = answer.map_err(|e| transport_error(e, verb, url))?;
+    let mut response = answer.map_err(|e| transport_error(e, verb, url, limit))?;
     let status = response.status().as_u16();
     let text = response
         .body_mut()
@@ -98,12 +143,16 @@ fn read(
 }
 
 /// One line for a request that got no answer.
-fn transport_error(error: ureq::Error, verb: &str, url: &str) -> anyhow::Error {
+fn transport_error(
+    error: ureq::Error,
+    verb: &str,
+    url: &str,
+    limit: &RequestLimit,
+) -> anyhow::Error {
     match error {
-        ureq::Error::Timeout(_) => anyhow!(
-            "{verb} {url}: no answer within {}s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
+        ureq::Error::Timeout(_) => {
+            anyhow!("{verb} {url}: no answer within {}", limit.describe())
+        }
         ureq::Error::Io(e) => anyhow!("cannot reach {url}: {e}"),
         ureq::Error::HostNotFound => anyhow!("cannot reach {url}: host not found"),
         ureq::Error::ConnectionFailed => anyhow!("cannot reach {url}: connection failed"),
@@ -127,7 +176,7 @@ fn detail(body: &str) -> String {
 
 /// `text` on one line, cut to a readable length.
 fn quote(text: &str) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = crate::cli::one_line(text);
     match line.char_indices().nth(QUOTED) {
         Some((at, _)) => format!("{}…", &line[..at]),
         None if line.is_empty() => "(empty body)".to_string(),
@@ -150,5 +199,45 @@ mod tests {
         assert_eq!(detail(""), "(empty body)");
         let long = "x".repeat(QUOTED + 10);
         assert_eq!(quote(&long).chars().count(), QUOTED + 1);
+    }
+
+    #[test]
+    fn a_timeout_names_the_limit_actually_used() {
+        let full = RequestLimit {
+            time: REQUEST_TIMEOUT,
+            by_deadline: false,
+        };
+        assert_eq!(full.describe(), "30s");
+        let cut = RequestLimit {
+            time: Duration::from_millis(1240),
+            by_deadline: true,
+        };
+        assert_eq!(cut.describe(), "1.2s (what was left of --timeout)");
+        let ends_soon = RequestLimit::of(&Deadline::after(Duration::from_secs(2)));
+        assert!(ends_soon.by_deadline && ends_soon.time <= Duration::from_secs(2));
+        let ends_late = RequestLimit::of(&Deadline::after(Duration::from_secs(100)));
+        assert!(!ends_late.by_deadline && ends_late.time == REQUEST_TIMEOUT);
+    }
+
+    #[test]
+    fn a_blank_error_is_no_error() {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default, deserialize_with = "non_blank")]
+            error: Option<String>,
+        }
+        let read = |v: Value| {
+            serde_json::from_value::<Answer>(v)
+                .expect("an answer")
+                .error
+        };
+        assert_eq!(read(serde_json::json!({"error": ""})), None);
+        assert_eq!(read(serde_json::json!({"error": " \n"})), None);
+        assert_eq!(read(serde_json::json!({"error": null})), None);
+        assert_eq!(read(serde_json::json!({})), None);
+        assert_eq!(
+            read(serde_json::json!({"error": "boom"})),
+            Some("boom".into())
+        );
     }
 }

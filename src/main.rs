@@ -46,20 +46,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {}", one_line(&err));
+            eprintln!("error: {}", cli::one_line(&format!("{err:#}")));
             ExitCode::from(exit_code(&err))
         }
     }
-}
-
-/// The error chain joined with `: `, on one line.
-fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// 2 when any error in the chain is an invalid name or a usage error, else 1.

@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cli::one_line;
+
 /// Where the bars or lines of one command go.
 pub struct Display {
     bars: Option<MultiProgress>,
@@ -113,9 +115,4 @@ impl TaskProgress {
             *last = text.to_string();
         }
     }
-}
-
-/// `text` on one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -30,7 +30,7 @@ pub struct WaitFlags {
     pub timeout: Duration,
 
     /// Seconds between two status polls of a running task (the orchestrator's worker: 5).
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = poll_interval)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = deadline::poll_interval)]
     pub poll_interval: Duration,
 }
 
@@ -111,13 +111,4 @@ fn poll(
     Outcome::Failed(format!(
         "task {poll_id} still running when the --timeout ran out"
     ))
-}
-
-/// `--poll-interval`: at least 0.05 s.
-fn poll_interval(text: &str) -> Result<Duration, String> {
-    let every = deadline::seconds(text)?;
-    if every < Duration::from_millis(50) {
-        return Err(format!("{text}: at least 0.05 seconds"));
-    }
-    Ok(every)
 }

@@ -35,14 +35,8 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
     if !proto.is_file() {
         bail!("{shown} is not a file; pass the path of the upstream service's .proto");
     }
-    let (dir, name) = folder_and_name(proto)?;
-    let mut roots = vec![dir.to_path_buf()];
-    roots.extend(includes.iter().cloned());
-    for root in &roots[1..] {
-        if !root.is_dir() {
-            bail!("--include {} is not a directory", root.display());
-        }
-    }
+    let (_, name) = folder_and_name(proto)?;
+    let roots = import_roots(proto, includes)?;
     let hint = "; imports are resolved from its folder and each --include DIR";
     let compiler = compile(&roots, name, proto, hint)?;
 
@@ -131,12 +125,30 @@ pub fn messages_of(proto: &Path) -> Result<Vec<String>> {
     Ok(set.file.iter().flat_map(qualified_messages).collect())
 }
 
-/// The folder `proto` is in (its first import root) and its file name.
-fn folder_and_name(proto: &Path) -> Result<(&Path, &str)> {
-    let dir = proto
+/// The folders `proto`'s imports are resolved from, in order: its own
+/// folder, then each `--include` folder (refused unless a folder).
+pub fn import_roots(proto: &Path, includes: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut roots = vec![folder(proto).to_path_buf()];
+    for include in includes {
+        if !include.is_dir() {
+            bail!("--include {} is not a directory", include.display());
+        }
+        roots.push(include.clone());
+    }
+    Ok(roots)
+}
+
+/// The folder holding `proto` (`.` for a bare file name).
+fn folder(proto: &Path) -> &Path {
+    proto
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// The folder `proto` is in (its first import root) and its file name.
+fn folder_and_name(proto: &Path) -> Result<(&Path, &str)> {
+    let dir = folder(proto);
     let name = proto
         .file_name()
         .and_then(|name| name.to_str())

@@ -132,8 +132,33 @@ fn a_complete_answer_without_output_is_a_task_without_output() {
     let fake = service(ok(json!({"status": "complete"})), complete(), output());
     let out = exec(&fake.url, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
-    assert_eq!(common::stdout(&out), "null\n");
+    // Nothing on stdout, so `--input "$(svcgen exec …)"` never passes `null` on.
+    assert_eq!(common::stdout(&out), "");
+    assert!(common::stderr(&out).contains("(no output)"));
     assert_eq!(fake.requests().len(), 1, "no poll after complete");
+}
+
+#[test]
+fn a_blank_method_workflow_id_or_task_id_is_bad_usage() {
+    let fake = service(running(), complete(), output());
+    for (args, name) in [
+        (vec![" "], "METHOD"),
+        (vec!["Work", "--workflow-id", ""], "--workflow-id"),
+        (vec!["Work", "--task-id", " \t"], "--task-id"),
+    ] {
+        let out = Command::new(common::SVCGEN)
+            .arg("exec")
+            .arg(&fake.url)
+            .args(&args)
+            .env_remove("SERVICE_API_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run svcgen");
+        let err = common::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("{name} must not be blank")), "{err}");
+    }
+    assert!(fake.requests().is_empty(), "nothing is sent");
 }
 
 #[test]
@@ -158,6 +183,12 @@ fn exec_fails_where_the_orchestrator_fails_the_task() {
             vec!["failed without an error"],
         ),
         (
+            ok(json!({"status": "failed", "error": ""})),
+            complete(),
+            output(),
+            vec!["failed: the service answered failed without an error"],
+        ),
+        (
             ok(json!({"status": "failed", "error": "bad input"})),
             complete(),
             output(),
@@ -177,6 +208,12 @@ fn exec_fails_where_the_orchestrator_fails_the_task() {
         ),
         (
             running(),
+            json!({"status": "failed", "error": " "}),
+            output(),
+            vec!["failed: the service task failed without an error"],
+        ),
+        (
+            running(),
             json!({"status": "failed", "error": "boom"}),
             output(),
             vec!["failed: boom"],
@@ -191,7 +228,7 @@ fn exec_fails_where_the_orchestrator_fails_the_task() {
             running(),
             complete(),
             json!({"output": null}),
-            vec!["output"],
+            vec!["/control/output/t.abc: the answer's output is null"],
         ),
         (
             (
@@ -242,4 +279,40 @@ fn a_task_that_never_ends_is_given_up_at_the_timeout() {
     assert_refused(&out, &["gave up waiting", "--timeout"]);
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     assert!(common::stderr(&out).contains("Work: running 10%"));
+}
+
+#[test]
+fn a_request_cut_short_by_the_timeout_names_the_time_it_was_given() {
+    // The service takes longer to answer than --timeout leaves.
+    let fake = FakeHttp::start(|_| {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        running()
+    });
+    let out = Command::new(common::SVCGEN)
+        .args(["exec", &fake.url, "Work", "--timeout", "1"])
+        .env_remove("SERVICE_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen");
+    assert_refused(
+        &out,
+        &[
+            "/control/execute: no answer within ",
+            "s (what was left of --timeout)",
+        ],
+    );
+    let err = common::stderr(&out);
+    assert!(!err.contains("30s"), "{err}");
+}
+
+#[test]
+fn a_dropped_fake_server_stops_and_frees_its_port() {
+    let fake = service(running(), complete(), output());
+    let addr = fake.url.trim_start_matches("http://").to_string();
+    assert!(std::net::TcpStream::connect(&addr).is_ok());
+    drop(fake);
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "{addr} still accepts"
+    );
 }

@@ -3,7 +3,8 @@
 //! blueprint, dockerinfo and metadata checked, the exported protos and the
 //! ZIP's entries, the orchestrator's models (tests/conformance/
 //! blueprint_check.py), each refusal (exit status, one line naming the
-//! rule, nothing written), and the compose file parsed and checked.
+//! rule, nothing written), the compose file parsed and checked, and the
+//! `--include` folders of `pipeline run` and `pipeline submit`.
 
 mod common;
 
@@ -362,6 +363,46 @@ fn export_again_replaces_the_earlier_export_and_takes_out_and_zip_paths() {
     );
 }
 
+#[test]
+fn refuses_a_zip_inside_the_export_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = two_services(tmp.path());
+    for (first, zip) in [
+        (false, "uc/export/portal.zip"),
+        (true, "uc/export/portal.zip"),
+        (true, "./uc/services/../export/microservice/p.zip"),
+        (true, "uc/export"),
+    ] {
+        if first {
+            ok(tmp.path(), &["pipeline", "export", "uc"]);
+        }
+        let err = refused(
+            tmp.path(),
+            tmp.path(),
+            &["pipeline", "export", "uc", "--zip", zip],
+            1,
+            &[&format!("cannot write the ZIP to {zip}: it")],
+        );
+        if zip != "uc/export" {
+            assert!(err.contains("inside the export folder uc/export"), "{err}");
+        }
+    }
+    let blueprint = read(&uc.join("export"), "blueprint.json");
+    ok(
+        &uc,
+        &[
+            "pipeline",
+            "export",
+            "--out",
+            "portal/export",
+            "--zip",
+            "portal/export.zip",
+        ],
+    );
+    assert_eq!(zip_entries(&uc.join("portal/export.zip")).len(), 4);
+    assert_eq!(read(&uc.join("export"), "blueprint.json"), blueprint);
+}
+
 // ------------------------------------------------------ fan-in
 
 #[test]
@@ -477,9 +518,55 @@ fn refuses_a_cycle() {
         1,
         &[
             "node `c_sink`, operation `Combine`",
-            "cycle (b_source -> c_sink -> b_source)",
+            "cycle (b_source.Read -> c_sink.Combine -> b_source.Read)",
         ],
     );
+}
+
+#[test]
+fn nodes_feeding_each_other_through_different_operations_export() {
+    // The orchestrator's tasks are node operations: b_source.Read ->
+    // c_sink.Combine -> b_source.Calibrate has no cycle.
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    ok(
+        tmp.path(),
+        &[
+            "pipeline",
+            "connect",
+            "c_sink.Combine",
+            "b_source.Calibrate",
+            "--dir",
+            "fan_in_demo",
+        ],
+    );
+    ok(tmp.path(), &["pipeline", "export", "fan_in_demo"]);
+    let export = uc.join("export");
+    let blueprint = json_file(&export, "blueprint.json");
+    let b = &blueprint["nodes"][1];
+    assert_eq!(b["container_name"], "b_source1");
+    assert_eq!(b["node_type"], "MLModel");
+    let ops: Vec<(&str, &str)> = b["operation_signature_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["operation_signature"]["operation_name"]
+                    .as_str()
+                    .unwrap(),
+                op["operation_signature"]["input_message_name"]
+                    .as_str()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ops, [("Read", "ReadRequest"), ("Calibrate", "Summary")]);
+    assert_eq!(
+        blueprint["nodes"][2]["operation_signature_list"][0]["connected_to"],
+        json!([target("b_source1", "Calibrate")])
+    );
+    assert_orchestrator_accepts(&export);
 }
 
 #[test]
@@ -616,6 +703,22 @@ fn refuses_an_import_it_cannot_find() {
             "self-contained",
         ],
     );
+}
+
+#[test]
+fn refuses_an_include_that_is_not_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    fan_in(tmp.path());
+    write(tmp.path(), "labels.proto", "syntax = \"proto3\";\n");
+    for include in ["nowhere", "labels.proto"] {
+        refused(
+            tmp.path(),
+            tmp.path(),
+            &["pipeline", "export", "fan_in_demo", "--include", include],
+            1,
+            &[&format!("--include {include} is not a directory")],
+        );
+    }
 }
 
 #[test]
@@ -906,4 +1009,148 @@ fn imports_are_inlined_from_beside_the_proto_or_include_folders() {
          message Reading {\n  double value = 1;\n  Unit unit = 2;\n}\n"
     );
     assert_orchestrator_accepts(&uc.join("export"));
+}
+
+#[test]
+fn run_and_submit_take_include_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    let sink = "services/c_sink/proto/c_sink.proto";
+    edit_file(
+        &uc,
+        sink,
+        "package sink;\n",
+        "package sink;\n\nimport \"labels.proto\";\n",
+    );
+    edit_file(
+        &uc,
+        sink,
+        "  uint32 count = 2;\n",
+        "  uint32 count = 2;\n  Label label = 3;\n",
+    );
+    write(
+        &uc,
+        "shared/labels.proto",
+        "syntax = \"proto3\";\npackage sink;\n\nmessage Label { string text = 1; }\n",
+    );
+    // Nothing listens on port 1: past the export, each command fails reaching it.
+    let nowhere = [
+        "--at",
+        "a_source=http://127.0.0.1:1",
+        "--at",
+        "b_source=http://127.0.0.1:1",
+        "--at",
+        "c_sink=http://127.0.0.1:1",
+    ];
+    let commands: [(&[&str], &str); 2] = [
+        (
+            &["pipeline", "run", "fan_in_demo"],
+            "cannot reach http://127.0.0.1:1/control/execute",
+        ),
+        (
+            &[
+                "pipeline",
+                "submit",
+                "fan_in_demo",
+                "--api",
+                "http://127.0.0.1:1",
+            ],
+            "cannot reach http://127.0.0.1:1/workflows",
+        ),
+    ];
+    for (command, unreachable) in commands {
+        let mut args = command.to_vec();
+        if command[1] == "run" {
+            args.extend(nowhere);
+        }
+        refused(
+            tmp.path(),
+            &uc,
+            &args,
+            1,
+            &[
+                "node `c_sink`",
+                "imports \"labels.proto\", found in none of",
+            ],
+        );
+        args.extend(["--include", "fan_in_demo/shared"]);
+        let output = svcgen(tmp.path(), &args);
+        let err = common::stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "svcgen {args:?}: {err}");
+        assert!(!err.contains("found in none of"), "svcgen {args:?}: {err}");
+        assert!(err.contains(unreachable), "svcgen {args:?}: {err}");
+    }
+}
+
+#[test]
+fn statements_sharing_lines_are_split_or_refused() {
+    // Rpcs and definitions sharing lines with what the export keeps: the
+    // kept text stays, each rpc alone on its line, inside its service.
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    let sink = "services/c_sink/proto/c_sink.proto";
+    write(
+        &uc,
+        sink,
+        "syntax = \"proto3\";\n\npackage sink;\n\n\
+         // Nothing.\nmessage Empty {} message Summary { double total = 1; uint32 count = 2; }\n\
+         message LastResult { string json = 1; } enum Level { LOW = 0; }\n\
+         /* Replaced by Reading. */ message CombineRequest { string label = 1; }\n\n\
+         service CSink { rpc Combine(CombineRequest) returns (Summary); // combines\n  \
+         rpc GetLastResult(Empty) returns (LastResult); }\n",
+    );
+    ok(tmp.path(), &["pipeline", "export", "fan_in_demo"]);
+    let exported = read(&uc.join("export"), "microservice/c_sink1.proto");
+    assert_eq!(
+        exported,
+        "syntax = \"proto3\";\n\npackage sink;\n\n\
+         message Summary { double total = 1; uint32 count = 2; }\n\
+         enum Level { LOW = 0; }\n\n\
+         service CSink {\n  // combines\n  rpc Combine(Reading) returns (Summary);\n}\n\n\
+         enum Unit {\n  UNIT_UNSPECIFIED = 0;\n  WATT = 1;\n}\n\n\
+         // Mirrors a_source.Reading so the portal can connect them.\n// One measurement.\n\
+         message Reading {\n  double value = 1;\n  Unit unit = 2;\n}\n"
+    );
+    assert_orchestrator_accepts(&uc.join("export"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let uc = fan_in(tmp.path());
+    edit_file(
+        &uc,
+        sink,
+        "service CSink {\n  rpc Combine(CombineRequest) returns (Summary);\n}\n",
+        "service CSink { rpc Combine(CombineRequest) returns (Summary); }\n",
+    );
+    ok(tmp.path(), &["pipeline", "export", "fan_in_demo"]);
+    let exported = read(&uc.join("export"), "microservice/c_sink1.proto");
+    assert!(
+        exported.contains("\nservice CSink {\n  rpc Combine(Reading) returns (Summary);\n}\n"),
+        "{exported}"
+    );
+
+    // Two rpcs on one line, two dropped definitions on one (last) line.
+    export_refused(
+        |uc| {
+            edit_file(
+                uc,
+                sink,
+                "service CSink {\n  rpc Combine(CombineRequest) returns (Summary);\n}\n",
+                "service CSink { rpc Combine(CombineRequest) returns (Summary); rpc GetLastResult(CombineRequest) returns (Summary); }\n",
+            )
+        },
+        1,
+        &["node `c_sink`, operation `Combine`: rpc Combine shares line 16 with rpc GetLastResult; the platform's importer reads one rpc per line"],
+    );
+    export_refused(
+        |uc| {
+            edit_file(
+                uc,
+                sink,
+                "  rpc Combine(CombineRequest) returns (Summary);\n}\n",
+                "  rpc Combine(CombineRequest) returns (Summary);\n  rpc GetLastResult(Empty) returns (LastResult);\n}\nmessage Empty {} message LastResult {}",
+            )
+        },
+        1,
+        &["node `c_sink`: `message Empty` and `message LastResult` share a line in fan_in_demo/services/c_sink/proto/c_sink.proto and the export must change one of them; put each on its own line"],
+    );
 }

@@ -123,7 +123,7 @@ fn init_refuses_an_existing_use_case_or_a_file() {
         tmp.path(),
         tmp.path(),
         &["pipeline", "init", "x", "--name", " "],
-        1,
+        2,
         &["--name must not be empty"],
     );
 }
@@ -173,11 +173,17 @@ fn connect_adds_the_connection_and_maps_new_nodes() {
         "{out}"
     );
     // From inside the use case, by ip_address, and a whole-node source.
-    let text = read(&uc, "connections.json").replacen(
-        "\"name\": \"Uc\",",
-        "\"name\": \"Uc\",\n    \"description\": \"kept\",",
-        1,
-    );
+    let text = read(&uc, "connections.json")
+        .replacen(
+            "\"name\": \"Uc\",",
+            "\"name\": \"Uc\",\n    \"description\": \"kept\",",
+            1,
+        )
+        .replacen(
+            "\"to_method\": \"Consume\"",
+            "\"to_method\": \"Consume\",\n        \"note\": {\"kept\": true}",
+            1,
+        );
     write(&uc, "connections.json", &text);
     ok(
         &uc.join("services"),
@@ -194,7 +200,7 @@ fn connect_adds_the_connection_and_maps_new_nodes() {
                 "producer": {"ip_address": "producer", "port": 8080}
             },
             "connections": [
-                {"from_service": "producer", "from_method": "Produce", "to_service": "consumer", "to_method": "Consume"},
+                {"from_service": "producer", "from_method": "Produce", "to_service": "consumer", "to_method": "Consume", "note": {"kept": true}},
                 {"from_service": "consumer", "to_service": "auditor", "to_method": "Inspect"}
             ]
         }})
@@ -256,7 +262,7 @@ fn connect_refuses_and_writes_nothing() {
         1,
         &[
             "node `consumer`, operation `Consume`",
-            "makes a cycle (producer -> consumer -> producer)",
+            "makes a cycle (producer.Produce -> consumer.Consume -> producer.Produce)",
         ],
     );
     refused(
@@ -264,7 +270,7 @@ fn connect_refuses_and_writes_nothing() {
         root,
         &connect("producer.Produce", "producer.Produce"),
         1,
-        &["makes a cycle (producer -> producer)"],
+        &["makes a cycle (producer.Produce -> producer.Produce)"],
     );
     refused(
         root,

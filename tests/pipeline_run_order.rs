@@ -3,7 +3,8 @@
 //! each node a fake service (tests/fake_http): the orchestrator's task ids
 //! and queue order, the start tasks given the `--input`s, the sink sent
 //! the outputs of all three upstream tasks in the order they completed,
-//! `--at` by folder, ip_address or container, and a failure in the middle.
+//! `--at` by folder, ip_address or container, and a failure in the middle;
+//! and, without `--at`, each node called at `http://<ip_address>:<port>`.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -166,5 +167,65 @@ fn a_failure_stops_the_run_before_the_sink() {
             "error: pipeline failed at node a_source1, method Resample (http://127.0.0.1:"
         ) && last.ends_with("): Resample broke"),
         "{err}"
+    );
+}
+
+#[test]
+fn without_at_each_node_is_called_at_its_ip_address_and_port() {
+    let calls: Calls = Arc::default();
+    let (alpha, beta) = (node("alpha", &calls, "none"), node("beta", &calls, "none"));
+    let port = |fake: &FakeHttp| fake.url.rsplit(':').next().expect("a port").to_string();
+    let (alpha_port, beta_port) = (port(&alpha), port(&beta));
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = work.path().join("local_demo");
+    common::write(
+        &dir,
+        "services/alpha/proto/alpha.proto",
+        "syntax = \"proto3\";\npackage alpha;\n\nmessage MakeRequest {}\nmessage MakeResponse {\n  string text = 1;\n}\n\nservice Alpha {\n  rpc Make(MakeRequest) returns (MakeResponse);\n}\n",
+    );
+    common::write(
+        &dir,
+        "services/beta/proto/beta.proto",
+        "syntax = \"proto3\";\npackage beta;\n\nmessage MakeResponse {\n  string text = 1;\n}\nmessage TakeResponse {\n  string text = 1;\n}\n\nservice Beta {\n  rpc Take(MakeResponse) returns (TakeResponse);\n}\n",
+    );
+    // The fakes listen on 127.0.0.1; `localhost` resolves there too.
+    let connections = json!({"pipeline": {"name": "local_demo",
+        "service_mapping": {
+            "alpha": {"ip_address": "127.0.0.1", "port": alpha_port.parse::<u16>().expect("port")},
+            "beta": {"ip_address": "localhost", "port": beta_port}},
+        "connections": [{"from_service": "alpha", "from_method": "Make",
+                         "to_service": "beta", "to_method": "Take"}]}});
+    common::write(&dir, "connections.json", &connections.to_string());
+    let out = Command::new(common::SVCGEN)
+        .args(["pipeline", "run", "--json", "--poll-interval", "0.05"])
+        .arg(&dir)
+        .env_remove("SERVICE_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen");
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+
+    let executes = |fake: &FakeHttp| -> Vec<String> {
+        fake.requests()
+            .iter()
+            .filter(|r| r.path == "/control/execute")
+            .map(|r| serde_json::from_str::<Value>(&r.body).expect("JSON")["method"].to_string())
+            .collect()
+    };
+    assert_eq!(executes(&alpha), ["\"Make\""]);
+    assert_eq!(executes(&beta), ["\"Take\""]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let urls: Vec<&str> = report["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["url"].as_str())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            format!("http://127.0.0.1:{alpha_port}"),
+            format!("http://localhost:{beta_port}")
+        ]
     );
 }

@@ -1,7 +1,8 @@
 //! `svcgen pipeline submit` against a fake orchestrator (tests/fake_http: plain
 //! HTTP/1.1 on a loopback port): it records every request and plays back
 //! the workflow's and its tasks' states, the way the orchestrator's API
-//! answers them.
+//! answers them. The posted blueprint and dockerinfo are checked by
+//! tests/conformance/blueprint_check.py.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -208,6 +209,33 @@ fn submit_posts_the_export_and_follows_the_workflow_to_completion() {
         .filter(|r| r.path.ends_with("/tasks"))
         .count();
     assert_eq!(looks, 3, "{requests:?}");
+    assert_orchestrator_accepts(&body);
+}
+
+/// blueprint_check.py (the orchestrator's models, extra keys forbidden,
+/// and its graph rules) on the blueprint and dockerinfo of a posted body.
+fn assert_orchestrator_accepts(body: &Value) {
+    let posted = tempfile::tempdir().expect("temp dir");
+    for name in ["blueprint", "dockerinfo"] {
+        std::fs::write(
+            posted.path().join(format!("{name}.json")),
+            body[name].to_string(),
+        )
+        .expect("write");
+    }
+    let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/blueprint_check.py");
+    let out = Command::new(common::conformance_python())
+        .arg(check)
+        .arg(posted.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python");
+    let report = common::stdout(&out);
+    assert!(
+        out.status.success() && report.starts_with("ok: "),
+        "blueprint_check.py refused the posted workflow: {report}{}",
+        common::stderr(&out)
+    );
 }
 
 #[test]
@@ -283,9 +311,66 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
         err.contains("/workflows: HTTP 400: Invalid blueprint: No start nodes found"),
         "{err}"
     );
+    // An answer without a workflow_id: one line naming the address.
+    let odd = FakeHttp::start(|_| ("200 OK", json!({"status": "running"}).to_string()));
+    let out = submit(&dir, &odd.url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("/workflows: unexpected answer from the orchestrator"),
+        "{err}"
+    );
     // A malformed input or API address: usage, exit 2.
     let out = submit(&dir, &closed, &["--input", "{\"protocol\":"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let out = submit(&dir, "localhost:18000", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    // https: said plainly, not in terms of how services are called.
+    let out = submit(&dir, "https://orchestrator.example:18000", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = common::stderr(&out);
+    assert!(err.contains("https is not supported"), "{err}");
+    assert!(!err.contains("calls services"), "{err}");
+    // A poll interval under 0.05 s, as for run and exec: usage, exit 2,
+    // before anything is posted.
+    let listening = fake_orchestrator(vec![("completed", json!([]))]);
+    let out = Command::new(common::SVCGEN)
+        .args(["pipeline", "submit", &dir, "--api", &listening.url])
+        .args(["--poll-interval", "0.001"])
+        .env_remove("ORCHESTRATOR_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        common::stderr(&out).contains("0.001: at least 0.05 seconds"),
+        "{}",
+        describe(&out)
+    );
+    assert!(listening.requests().is_empty());
+}
+
+#[test]
+fn a_blank_task_error_is_reported_as_no_error_given() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = use_case(work.path());
+    let fake = fake_orchestrator(vec![(
+        "failed",
+        json!([
+            task("task_aaaaaaaa", "alpha1:Make", "failed", Some("")),
+            task("task_bbbbbbbb", "beta1:Take", "pending", None)
+        ]),
+    )]);
+    let out = submit(&dir, &fake.url, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = common::stderr(&out);
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.ends_with("failed at alpha1:Make (task_aaaaaaaa): (no error given)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("alpha1:Make: failed: (no error given)"),
+        "{err}"
+    );
 }

@@ -48,6 +48,7 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<String> {
         from_method: from.rpc.clone(),
         to_service: to.node.clone(),
         to_method,
+        extra: Default::default(),
     });
     UseCase::check(&dir, file.clone())?;
     write::apply(&dir, &[Change::write(FILE_NAME, file.render())])?;

@@ -64,6 +64,9 @@ pub struct RawConnection {
     pub to_service: String,
     /// Target rpc.
     pub to_method: String,
+    /// Other keys, kept as they were.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
 }
 
 /// `service_mapping` with its entries in file order.
@@ -163,7 +166,7 @@ mod tests {
         let text = r#"{"pipeline": {"name": "P", "description": "d", "start_service": "b",
           "service_mapping": {"zeta": {"ip_address": "z", "port": 8080},
                               "alpha": {"ip_address": "a", "port": "9000"}},
-          "connections": [{"from_service": "z", "to_service": "a", "to_method": "M"}]}}"#;
+          "connections": [{"from_service": "z", "to_service": "a", "to_method": "M", "why": [1]}]}}"#;
         let file: ConnectionsFile = serde_json::from_str(text).unwrap();
         let keys: Vec<_> = file
             .pipeline
@@ -181,6 +184,11 @@ mod tests {
         assert!(out.contains("\"start_service\": \"b\""), "{out}");
         assert!(out.contains("\"port\": \"9000\""), "{out}");
         assert!(!out.contains("from_method"), "{out}");
+        let again: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            again["pipeline"]["connections"][0]["why"],
+            serde_json::json!([1])
+        );
     }
 
     #[test]

@@ -47,17 +47,17 @@ pub struct Exported {
     pub files: Vec<ExportFile>,
 }
 
-/// Builds and validates the export of `usecase` (imports resolved beside
-/// each node's proto).
-pub fn build(usecase: &UseCase) -> anyhow::Result<Exported> {
-    export_doc::build(usecase, &[])
+/// Builds and validates the export of `usecase`, imports resolved beside
+/// each node's proto and in `includes`.
+pub fn build(usecase: &UseCase, includes: &[PathBuf]) -> anyhow::Result<Exported> {
+    export_doc::build(usecase, includes)
 }
 
 /// Runs `svcgen pipeline export`.
 pub fn run(args: ExportArgs) -> anyhow::Result<String> {
     let dir = UseCase::locate(args.dir.as_deref())?;
     let usecase = UseCase::load(&dir)?;
-    let exported = export_doc::build(&usecase, &args.includes)?;
+    let exported = build(&usecase, &args.includes)?;
     let out = args.out.unwrap_or_else(|| dir.join("export"));
     let zip = args
         .zip

@@ -150,11 +150,7 @@ pub fn use_case_dir_name(usecase: &UseCase) -> Result<String> {
         .and_then(|n| n.to_str())
         .with_context(|| format!("{} has no usable folder name", full.display()))?
         .to_string();
-    let ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
-    if !ok {
+    if !super::usecase::is_docker_name(&name) {
         bail!(
             "use-case folder `{name}`: images are named `{name}-<ip_address>:latest` and docker image names take only lowercase letters, digits, '-', '_' and '.'; rename the folder"
         );

@@ -64,7 +64,7 @@ pub fn export(usecase: &UseCase, node: &Node, protos: &Protos) -> Result<Exporte
         .iter()
         .filter(|r| INTERNAL_RPCS.contains(&r.name.as_str()))
     {
-        plan.edits.push((rpc.span.clone(), String::new()));
+        plan.removed_rpcs.insert(rpc.span.start);
         plan.candidates
             .extend([rpc.input.clone(), rpc.output.clone()]);
     }
@@ -80,7 +80,7 @@ pub fn export(usecase: &UseCase, node: &Node, protos: &Protos) -> Result<Exporte
         };
         inputs.insert(op.rpc.name.clone(), input);
     }
-    let text = plan.apply(own);
+    let text = plan.apply(node, own)?;
     compile(node, &text)?;
     Ok(ExportedProto { text, inputs })
 }
@@ -152,7 +152,7 @@ fn same_message(node: &Node, op: &str, a: (&Mirror, &str), b: (&Mirror, &str)) -
 fn normalised_all(m: &Mirror) -> Vec<String> {
     m.definitions
         .iter()
-        .map(|d| normalised(&m.text[d.span.clone()]))
+        .map(|d| normalised(&d.source(m.text)))
         .collect()
 }
 
@@ -191,8 +191,8 @@ fn normalised(text: &str) -> String {
 /// The changes to make to a node's proto text.
 #[derive(Default)]
 struct Plan {
-    /// Byte ranges of the original text and their replacements.
-    edits: Vec<(Range<usize>, String)>,
+    /// Rpcs left out (svcgen's internal ones), by the start of their line.
+    removed_rpcs: BTreeSet<usize>,
     /// Messages that go unless something kept still uses them.
     candidates: BTreeSet<String>,
     /// Copied definitions to append: (name, text), in order.
@@ -225,7 +225,7 @@ impl Plan {
         mirror: &Mirror,
         definition: &Definition,
     ) -> Result<()> {
-        let text = &mirror.text[definition.span.clone()];
+        let text = &definition.source(mirror.text);
         let clash = || {
             violation(
                 &node.dir_name,
@@ -238,15 +238,15 @@ impl Plan {
         };
         let existing = own
             .definition(&definition.name)
-            .map(|mine| &own.text[mine.span.clone()])
+            .map(|mine| mine.source(&own.text))
             .or_else(|| {
                 self.added
                     .iter()
                     .find(|(n, _)| *n == definition.name)
-                    .map(|(_, t)| t.as_str())
+                    .map(|(_, t)| t.clone())
             });
         if let Some(existing) = existing {
-            return if normalised(existing) == normalised(text) {
+            return if normalised(&existing) == normalised(text) {
                 Ok(())
             } else {
                 Err(clash())
@@ -265,16 +265,60 @@ impl Plan {
         Ok(())
     }
 
-    /// The original text with the edits, unused candidates removed, svcgen's
-    /// marker comments dropped, and the copied definitions appended.
-    fn apply(mut self, own: &ProtoText) -> String {
-        self.drop_unused(own);
-        self.canonical_rpcs(own);
-        self.edits
-            .sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
-        let mut text = own.text.clone();
-        for (range, replacement) in &self.edits {
-            text.replace_range(range.clone(), replacement);
+    /// The original text with the internal rpcs and unused candidates
+    /// removed, every kept rpc alone on its line in the one-line form,
+    /// svcgen's marker comments dropped, and the copied definitions
+    /// appended. Refused when two of the edited lines overlap (a definition
+    /// to drop sharing a line with another edited one).
+    fn apply(self, node: &Node, own: &ProtoText) -> Result<String> {
+        let text = &own.text;
+        let mut edits: Vec<Edit> = own
+            .rpcs
+            .iter()
+            .map(|rpc| {
+                let kept = !self.removed_rpcs.contains(&rpc.span.start);
+                let input = self.inputs.get(&rpc.span.start).unwrap_or(&rpc.input);
+                let line =
+                    kept.then(|| format!("rpc {}({input}) returns ({});", rpc.name, rpc.output));
+                Edit {
+                    what: format!("rpc {}", rpc.name),
+                    range: rpc.span.clone(),
+                    with: rewrite_lines(text, rpc.span.clone(), rpc.statement.clone(), line),
+                }
+            })
+            .collect();
+        for d in self.unused(own) {
+            edits.push(Edit {
+                what: format!(
+                    "`{}`",
+                    text[d.statement.clone()]
+                        .split('{')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                ),
+                range: d.span.clone(),
+                with: rewrite_lines(text, d.span.clone(), d.statement.clone(), None),
+            });
+        }
+        edits.sort_by_key(|e| e.range.start);
+        for pair in edits.windows(2) {
+            if pair[0].range.end > pair[1].range.start {
+                return Err(violation(
+                    &node.dir_name,
+                    None,
+                    format!(
+                        "{} and {} share a line in {} and the export must change one of them; put each on its own line",
+                        pair[0].what,
+                        pair[1].what,
+                        node.proto.display()
+                    ),
+                ));
+            }
+        }
+        let mut text = text.clone();
+        for edit in edits.iter().rev() {
+            text.replace_range(edit.range.clone(), &edit.with);
         }
         let mut out: String = text
             .lines()
@@ -285,48 +329,16 @@ impl Plan {
             out.push('\n');
             out.push_str(added);
         }
-        collapse_blank_lines(&out)
+        Ok(collapse_blank_lines(&out))
     }
 
-    /// Rewrites every kept rpc as `rpc M(In) returns (Out);` alone on its
-    /// line (the form the platform's tools read), with a mirrored input,
-    /// and whatever else was on the line moved above it.
-    fn canonical_rpcs(&mut self, own: &ProtoText) {
-        let removed: BTreeSet<usize> = self.edits.iter().map(|(r, _)| r.start).collect();
-        for rpc in own.rpcs.iter().filter(|r| !removed.contains(&r.span.start)) {
-            let text = &own.text;
-            let line = &text[rpc.span.clone()];
-            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
-            let before = &text[rpc.span.start..rpc.statement.start];
-            let after = &text[rpc.statement.end..rpc.span.end];
-            let mut out = String::new();
-            for extra in [before.trim(), after.trim()] {
-                if !extra.is_empty() {
-                    out.push_str(&format!("{indent}{extra}\n"));
-                }
-            }
-            let input = self.inputs.get(&rpc.span.start).unwrap_or(&rpc.input);
-            out.push_str(&format!(
-                "{indent}rpc {}({input}) returns ({});\n",
-                rpc.name, rpc.output
-            ));
-            self.edits.push((rpc.span.clone(), out));
-        }
-    }
-
-    /// Adds the removal of every candidate no kept rpc or definition uses.
-    fn drop_unused(&mut self, own: &ProtoText) {
-        let removed_rpcs: BTreeSet<usize> = self
-            .edits
-            .iter()
-            .filter(|(_, with)| with.is_empty())
-            .map(|(r, _)| r.start)
-            .collect();
+    /// The candidates no kept rpc or definition uses.
+    fn unused<'a>(&self, own: &'a ProtoText) -> Vec<&'a Definition> {
         let mut used: BTreeSet<String> = BTreeSet::new();
         for rpc in own
             .rpcs
             .iter()
-            .filter(|r| !removed_rpcs.contains(&r.span.start))
+            .filter(|r| !self.removed_rpcs.contains(&r.span.start))
         {
             let input = self.inputs.get(&rpc.span.start).unwrap_or(&rpc.input);
             used.extend([input.clone(), rpc.output.clone()]);
@@ -352,12 +364,88 @@ impl Plan {
             }
             used.insert(name);
         }
-        for d in &own.definitions {
-            if self.candidates.contains(&d.name) && !used.contains(&d.name) {
-                self.edits.push((d.span.clone(), String::new()));
-            }
-        }
+        own.definitions
+            .iter()
+            .filter(|d| self.candidates.contains(&d.name) && !used.contains(&d.name))
+            .collect()
     }
+}
+
+/// A change to whole lines of a node's proto text.
+struct Edit {
+    /// What is changed, for a refusal: `rpc Name`, `` `message Name` ``.
+    what: String,
+    /// The lines changed (newline included).
+    range: Range<usize>,
+    /// Their replacement.
+    with: String,
+}
+
+/// The lines `span` of `text` with the statement `statement` in them
+/// replaced by `line` (alone on its line) or, when `None`, dropped. Whatever
+/// else the lines hold is kept on lines of its own: the text before the
+/// statement (and the comments above the lines, then its own) above it, the
+/// text after it below it, but a trailing `//` comment above it (it
+/// describes the statement). A dropped statement takes its own comments
+/// with it.
+fn rewrite_lines(
+    text: &str,
+    span: Range<usize>,
+    statement: Range<usize>,
+    line: Option<String>,
+) -> String {
+    let first = super::proto_text::line_start(text, statement.start);
+    let indent: String = text[first..]
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect();
+    let comments = &text[span.start..first];
+    let before = text[first..statement.start].trim();
+    let after = text[statement.end..span.end].trim();
+    let (comment, after) = if after.starts_with("//") {
+        (after, "")
+    } else {
+        ("", after)
+    };
+    // A `/* ... */` alone before the statement is its own comment.
+    let block_comment = before
+        .strip_prefix("/*")
+        .and_then(|b| b.strip_suffix("*/"))
+        .is_some_and(|inside| !inside.contains("*/"));
+    let (comments, before) = if block_comment {
+        (format!("{comments}{indent}{before}\n"), "")
+    } else {
+        (comments.to_string(), before)
+    };
+    let inner = if before.ends_with('{') {
+        format!("{indent}  ")
+    } else {
+        indent.clone()
+    };
+    let mut out = String::new();
+    if !before.is_empty() {
+        // The comments above describe what starts the line.
+        out.push_str(&comments);
+        out.push_str(&format!("{indent}{before}\n"));
+    }
+    if let Some(line) = line {
+        if before.is_empty() {
+            out.push_str(&comments);
+        }
+        if !comment.is_empty() {
+            out.push_str(&format!("{inner}{comment}\n"));
+        }
+        out.push_str(&format!("{inner}{line}\n"));
+    }
+    if !after.is_empty() {
+        // A closing brace closes a block the statement was inside of.
+        let outer = match after.starts_with('}') {
+            true => indent.strip_suffix("  ").unwrap_or(""),
+            false => indent.as_str(),
+        };
+        out.push_str(&format!("{outer}{after}\n"));
+    }
+    out
 }
 
 /// No more than one blank line in a row, and none at the end.

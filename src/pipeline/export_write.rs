@@ -6,7 +6,7 @@ use super::export::Exported;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// The documents at the top of an export folder.
 const DOCUMENTS: &[&str] = &[
@@ -15,11 +15,13 @@ const DOCUMENTS: &[&str] = &[
     "generation_metadata.json",
 ];
 
-/// Writes `exported` to the folder `out` and, when asked, the ZIP `zip`.
+/// Writes `exported` to the folder `out` and, when asked, the ZIP `zip`:
+/// both or neither (an earlier export and ZIP are left as they were when
+/// anything fails).
 pub fn write(exported: &Exported, out: &Path, zip: Option<&Path>) -> Result<()> {
     check_replaceable(out)?;
-    if let Some(zip) = zip.filter(|z| z.is_dir()) {
-        bail!("cannot write the ZIP to {}: it is a folder", zip.display());
+    if let Some(zip) = zip {
+        check_zip_path(zip, out)?;
     }
     let zip_bytes = zip.map(|_| zip_bytes(exported)).transpose()?;
     let staged = staging(out);
@@ -30,13 +32,7 @@ pub fn write(exported: &Exported, out: &Path, zip: Option<&Path>) -> Result<()> 
         zip_staged.as_deref(),
         zip_bytes.as_deref(),
     )
-    .and_then(|()| swap(&staged, out))
-    .and_then(|()| match (&zip_staged, zip) {
-        (Some(from), Some(to)) => {
-            fs::rename(from, to).with_context(|| format!("cannot write {}", to.display()))
-        }
-        _ => Ok(()),
-    });
+    .and_then(|()| commit(&staged, out, zip_staged.as_deref().zip(zip)));
     if result.is_err() {
         let _ = fs::remove_dir_all(&staged);
         if let Some(z) = &zip_staged {
@@ -44,6 +40,48 @@ pub fn write(exported: &Exported, out: &Path, zip: Option<&Path>) -> Result<()> 
         }
     }
     result
+}
+
+/// Refuses a ZIP path that is a folder, or inside the export folder (which
+/// is replaced, ZIP and all, by the next export) or holding it.
+fn check_zip_path(zip: &Path, out: &Path) -> Result<()> {
+    if zip.is_dir() {
+        bail!("cannot write the ZIP to {}: it is a folder", zip.display());
+    }
+    let (zip_at, out_at) = (resolved(zip)?, resolved(out)?);
+    if zip_at.starts_with(&out_at) || out_at.starts_with(&zip_at) {
+        bail!(
+            "cannot write the ZIP to {}: it is inside the export folder {}, which the next export replaces; pick a --zip path outside it (default: {})",
+            zip.display(),
+            out.display(),
+            out.with_extension("zip").display()
+        );
+    }
+    Ok(())
+}
+
+/// `path` made absolute, component by component: each existing folder
+/// resolved (symbolic links followed), `.` dropped, `..` one folder up.
+fn resolved(path: &Path) -> Result<PathBuf> {
+    let absolute = std::env::current_dir()
+        .context("cannot read the current folder")?
+        .join(path);
+    let mut result = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                result.pop();
+            }
+            other => {
+                result.push(other);
+                if let Ok(real) = result.canonicalize() {
+                    result = real;
+                }
+            }
+        }
+    }
+    Ok(result)
 }
 
 /// The ZIP for the portal's "Import ZIP": blueprint.json, dockerinfo.json
@@ -133,22 +171,90 @@ fn stage(exported: &Exported, dir: &Path, zip: Option<&Path>, bytes: Option<&[u8
     Ok(())
 }
 
-/// Renames `staged` onto `out`, moving an earlier export out of the way first.
-fn swap(staged: &Path, out: &Path) -> Result<()> {
+/// Renames `staged` onto `out`, moving an earlier export out of the way
+/// first, then `zip` = (staged ZIP, ZIP path); puts the earlier export back
+/// when either rename fails.
+fn commit(staged: &Path, out: &Path, zip: Option<(&Path, &Path)>) -> Result<()> {
     let old = sibling(out, "old");
     let had_old = out.exists();
     if had_old {
         let _ = fs::remove_dir_all(&old);
         fs::rename(out, &old).with_context(|| format!("cannot replace {}", out.display()))?;
     }
-    if let Err(e) = fs::rename(staged, out) {
-        if had_old {
-            let _ = fs::rename(&old, out);
-        }
-        return Err(e).with_context(|| format!("cannot write {}", out.display()));
-    }
+    let result = fs::rename(staged, out)
+        .with_context(|| format!("cannot write {}", out.display()))
+        .and_then(|()| match zip {
+            Some((from, to)) => fs::rename(from, to).map_err(|e| {
+                let _ = fs::remove_dir_all(out);
+                anyhow::Error::new(e).context(format!("cannot write {}", to.display()))
+            }),
+            None => Ok(()),
+        });
     if had_old {
-        let _ = fs::remove_dir_all(&old);
+        if result.is_err() {
+            let _ = fs::rename(&old, out);
+        } else {
+            let _ = fs::remove_dir_all(&old);
+        }
     }
-    Ok(())
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zip_that_cannot_be_written_leaves_the_earlier_export() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (out, staged) = (tmp.path().join("export"), tmp.path().join("staged"));
+        fs::create_dir_all(&out).unwrap();
+        fs::write(out.join("blueprint.json"), "old").unwrap();
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(staged.join("blueprint.json"), "new").unwrap();
+        let zip_staged = tmp.path().join("zip.new");
+        fs::write(&zip_staged, "zip").unwrap();
+        // A folder holding a file: no file can be renamed onto it.
+        let zip = tmp.path().join("portal.zip");
+        fs::create_dir_all(zip.join("taken")).unwrap();
+
+        let err = commit(&staged, &out, Some((&zip_staged, &zip))).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot write"), "{err:#}");
+        assert_eq!(
+            fs::read_to_string(out.join("blueprint.json")).unwrap(),
+            "old"
+        );
+        assert!(!sibling(&out, "old").exists());
+
+        fs::remove_dir_all(&zip).unwrap();
+        fs::remove_dir_all(&out).unwrap();
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(staged.join("blueprint.json"), "new").unwrap();
+        fs::create_dir_all(zip.join("taken")).unwrap();
+        commit(&staged, &out, Some((&zip_staged, &zip))).unwrap_err();
+        assert!(!out.exists(), "no export without its ZIP");
+    }
+
+    #[test]
+    fn resolved_paths_compare_however_they_are_spelt() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("uc/export")).unwrap();
+        let out = resolved(&tmp.path().join("uc/export")).unwrap();
+        for zip in [
+            "uc/export/portal.zip",
+            "uc/./export/new/../p.zip",
+            "uc/x/../export/a/b.zip",
+        ] {
+            assert!(
+                resolved(&tmp.path().join(zip)).unwrap().starts_with(&out),
+                "{zip}"
+            );
+        }
+        for zip in ["uc/export.zip", "uc/export/../p.zip", "uc/exports/p.zip"] {
+            assert!(
+                !resolved(&tmp.path().join(zip)).unwrap().starts_with(&out),
+                "{zip}"
+            );
+        }
+    }
 }

@@ -58,25 +58,31 @@ pub fn node_type(usecase: &UseCase, node: &Node) -> NodeType {
 /// the connections from it (or from the whole node, when those name no
 /// `from_method`).
 pub fn operations<'a>(usecase: &'a UseCase, node: &'a Node) -> Vec<Operation<'a>> {
-    let from = usecase
-        .connections
+    operation_rpcs(node, &usecase.connections)
+        .map(|rpc| Operation {
+            rpc,
+            connected_to: targets(&usecase.connections, node, &rpc.name),
+        })
+        .collect()
+}
+
+/// The rpcs of `node` that are operations, in proto order (see [`operations`]).
+fn operation_rpcs<'a>(
+    node: &'a Node,
+    connections: &'a [Connection],
+) -> impl Iterator<Item = &'a Rpc> + 'a {
+    let from = connections
         .iter()
         .filter(|c| c.from_node == node.dir_name)
         .filter_map(|c| c.from_method.as_deref());
-    let to = usecase
-        .connections
+    let to = connections
         .iter()
         .filter(|c| c.to_node == node.dir_name)
         .map(|c| c.to_method.as_str());
     let named: Vec<&str> = from.chain(to).collect();
     node.rpcs
         .iter()
-        .filter(|rpc| named.is_empty() || named.contains(&rpc.name.as_str()))
-        .map(|rpc| Operation {
-            rpc,
-            connected_to: targets(&usecase.connections, node, &rpc.name),
-        })
-        .collect()
+        .filter(move |rpc| named.is_empty() || named.contains(&rpc.name.as_str()))
 }
 
 fn targets<'a>(connections: &'a [Connection], node: &Node, rpc: &str) -> Vec<(&'a str, &'a str)> {
@@ -89,19 +95,20 @@ fn targets<'a>(connections: &'a [Connection], node: &Node, rpc: &str) -> Vec<(&'
 }
 
 /// The nodes in pipeline order: each after every node that feeds it, ties
-/// in folder order (the use case must be acyclic, as a loaded one is).
+/// in folder order; nodes feeding each other (through different
+/// operations) in folder order.
 pub fn node_order(usecase: &UseCase) -> Vec<&Node> {
     let mut placed: Vec<&Node> = Vec::with_capacity(usecase.nodes.len());
     while placed.len() < usecase.nodes.len() {
-        let ready = usecase.nodes.iter().find(|node| {
-            !placed.iter().any(|p| p.dir_name == node.dir_name)
-                && usecase
-                    .connections
-                    .iter()
-                    .filter(|c| c.to_node == node.dir_name)
-                    .all(|c| placed.iter().any(|p| p.dir_name == c.from_node))
+        let unplaced = |node: &&Node| !placed.iter().any(|p| p.dir_name == node.dir_name);
+        let ready = usecase.nodes.iter().filter(unplaced).find(|node| {
+            usecase
+                .connections
+                .iter()
+                .filter(|c| c.to_node == node.dir_name)
+                .all(|c| placed.iter().any(|p| p.dir_name == c.from_node))
         });
-        match ready {
+        match ready.or_else(|| usecase.nodes.iter().find(unplaced)) {
             Some(node) => placed.push(node),
             None => break,
         }
@@ -109,50 +116,74 @@ pub fn node_order(usecase: &UseCase) -> Vec<&Node> {
     placed
 }
 
-/// Refuses a cycle among the nodes (a node feeding itself included); with
-/// none, some node has no incoming connection: the start node.
+/// Refuses a cycle among the operations, as the orchestrator does (its
+/// tasks are `container:operation` pairs, so two nodes may feed each other
+/// through different operations); with none, some operation has no
+/// upstream: the start task.
 pub fn check_acyclic(nodes: &[Node], connections: &[Connection]) -> Result<()> {
-    let index = |name: &str| nodes.iter().position(|n| n.dir_name == name);
-    let edges: Vec<(usize, usize)> = connections
+    let ops: Vec<(&str, &str)> = nodes
         .iter()
-        .filter_map(|c| Some((index(&c.from_node)?, index(&c.to_node)?)))
+        .flat_map(|n| {
+            operation_rpcs(n, connections).map(move |rpc| (n.dir_name.as_str(), rpc.name.as_str()))
+        })
         .collect();
-    let mut state = vec![Visit::New; nodes.len()];
+    let index = |node: &str, rpc: &str| ops.iter().position(|&op| op == (node, rpc));
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for c in connections {
+        let Some(to) = index(&c.to_node, &c.to_method) else {
+            continue;
+        };
+        for &(node, rpc) in &ops {
+            if node == c.from_node && c.from_method.as_deref().is_none_or(|m| m == rpc) {
+                edges.extend(index(node, rpc).map(|from| (from, to)));
+            }
+        }
+    }
+    let mut state = vec![Visit::New; ops.len()];
     let mut path = Vec::new();
-    for start in 0..nodes.len() {
+    for start in 0..ops.len() {
         if visit(start, &edges, &mut state, &mut path) {
-            return Err(cycle_error(nodes, connections, &path));
+            return Err(cycle_error(&ops, connections, &path));
         }
     }
     Ok(())
 }
 
-/// The cycle through the nodes `path` (back to its first), reported at its
-/// connection that comes last in the file (the one just added, for `connect`).
-fn cycle_error(nodes: &[Node], connections: &[Connection], path: &[usize]) -> anyhow::Error {
-    let name = |i: usize| nodes[i].dir_name.as_str();
+/// Whether connection `c` links operation `from` to operation `to`.
+fn links(c: &Connection, from: (&str, &str), to: (&str, &str)) -> bool {
+    c.from_node == from.0
+        && c.from_method.as_deref().is_none_or(|m| m == from.1)
+        && c.to_node == to.0
+        && c.to_method == to.1
+}
+
+/// The cycle through the operations `path` (back to its first), reported
+/// at its connection that comes last in the file (the one just added, for
+/// `connect`).
+fn cycle_error(ops: &[(&str, &str)], connections: &[Connection], path: &[usize]) -> anyhow::Error {
     let hops: Vec<(usize, usize)> = (0..path.len())
         .map(|k| (path[k], path[(k + 1) % path.len()]))
         .collect();
     let last = connections
         .iter()
-        .rposition(|c| {
-            hops.iter()
-                .any(|&(a, b)| c.from_node == name(a) && c.to_node == name(b))
-        })
+        .rposition(|c| hops.iter().any(|&(a, b)| links(c, ops[a], ops[b])))
         .unwrap_or(0);
     let closing = &connections[last];
     let from = hops
         .iter()
-        .position(|&(a, b)| closing.from_node == name(a) && closing.to_node == name(b))
+        .position(|&(a, b)| links(closing, ops[a], ops[b]))
         .unwrap_or(0);
-    let mut ring: Vec<&str> = (0..path.len())
-        .map(|k| name(path[(from + 1 + k) % path.len()]))
+    let mut ring: Vec<String> = (0..path.len())
+        .map(|k| {
+            let (node, rpc) = ops[path[(from + 1 + k) % path.len()]];
+            format!("{node}.{rpc}")
+        })
         .collect();
-    ring.push(ring[0]);
+    ring.push(ring[0].clone());
+    let (node, rpc) = ops[hops[from].0];
     violation(
-        &closing.from_node,
-        closing.from_method.as_deref(),
+        node,
+        Some(rpc),
         format!(
             "the connection to `{}.{}` makes a cycle ({}); a pipeline must be acyclic with a start node",
             closing.to_node,
@@ -300,8 +331,35 @@ mod tests {
         let err = check_acyclic(&nodes, &connections).unwrap_err().to_string();
         assert_eq!(
             err,
-            "node `c`, operation `Z`: the connection to `a.X` makes a cycle (a -> b -> c -> a); a pipeline must be acyclic with a start node"
+            "node `c`, operation `Z`: the connection to `a.X` makes a cycle (a.X -> b.Y -> c.Z -> a.X); a pipeline must be acyclic with a start node"
         );
         assert!(check_acyclic(&nodes, &connections[..2]).is_ok());
+        // A whole-node source (b) feeds from each of its operations.
+        let nodes = vec![node("a", &["X", "W"]), node("b", &["Y"])];
+        let connections = vec![link("a", Some("X"), "b", "Y"), link("b", None, "a", "X")];
+        let err = check_acyclic(&nodes, &connections).unwrap_err().to_string();
+        assert!(
+            err.starts_with("node `b`, operation `Y`: the connection to `a.X` makes a cycle (a.X -> b.Y -> a.X)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nodes_may_feed_each_other_through_different_operations() {
+        // As on the platform: the tasks a:X -> b:Y and b:Z -> a:W are acyclic.
+        let uc = usecase(
+            vec![node("b", &["Y", "Z"]), node("a", &["X", "W"])],
+            vec![
+                link("a", Some("X"), "b", "Y"),
+                link("b", Some("Z"), "a", "W"),
+            ],
+        );
+        check_acyclic(&uc.nodes, &uc.connections).unwrap();
+        let order: Vec<&str> = node_order(&uc)
+            .iter()
+            .map(|n| n.dir_name.as_str())
+            .collect();
+        assert_eq!(order, ["b", "a"], "every node, in folder order");
+        assert_eq!(names(&operations(&uc, &uc.nodes[1])), ["X->[b.Y]", "W->[]"]);
     }
 }

@@ -6,6 +6,7 @@ use super::connections_file::{ConnectionsFile, FILE_NAME};
 use super::export_doc::title_case;
 use super::mapping;
 use super::services::SERVICES_DIR;
+use crate::cli::Usage;
 use crate::write::{self, Change};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -39,7 +40,9 @@ pub fn run(args: InitArgs) -> anyhow::Result<String> {
         );
     }
     let name = match args.name {
-        Some(name) if name.trim().is_empty() => bail!("--name must not be empty"),
+        Some(name) if name.trim().is_empty() => {
+            return Err(Usage("--name must not be empty".to_string()).into())
+        }
         Some(name) => name,
         None => default_name(&dir)?,
     };

@@ -3,13 +3,16 @@
 //! `GET /workflows/{id}` and `GET /workflows/{id}/tasks`, with the
 //! orchestrator's own key (`ORCHESTRATOR_API_KEY`) as a bearer token.
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::data_reference::DataReference;
 use crate::deadline::Deadline;
-use crate::http_json::JsonHttp;
+use crate::http_json::{self, JsonHttp};
+
+/// What an answer of the wrong shape is.
+const UNEXPECTED: &str = "unexpected answer from the orchestrator";
 
 /// The body of `POST /workflows`.
 #[derive(Debug, Serialize)]
@@ -52,7 +55,7 @@ pub struct Workflow {
     /// Its state.
     pub status: RunState,
     /// Why it failed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     pub error: Option<String>,
 }
 
@@ -72,7 +75,7 @@ pub struct TaskInfo {
     /// Its state.
     pub status: RunState,
     /// Why it failed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_json::non_blank")]
     pub error: Option<String>,
 }
 
@@ -99,7 +102,8 @@ impl OrchestratorApi {
     ) -> anyhow::Result<String> {
         let url = format!("{}/workflows", self.base);
         let body = serde_json::to_value(submission).context("encoding the workflow")?;
-        let answer: Submitted = decode(self.http.post(&url, &body, deadline)?, &url)?;
+        let answer: Submitted =
+            http_json::decode(self.http.post(&url, &body, deadline)?, &url, UNEXPECTED)?;
         if answer.workflow_id.trim().is_empty() {
             bail!("{url}: the answer's workflow_id is blank");
         }
@@ -109,19 +113,49 @@ impl OrchestratorApi {
     /// A workflow's state.
     pub fn workflow(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Workflow> {
         let url = format!("{}/workflows/{id}", self.base);
-        decode(self.http.get(&url, deadline)?, &url)
+        http_json::decode(self.http.get(&url, deadline)?, &url, UNEXPECTED)
     }
 
     /// A workflow's tasks.
     pub fn tasks(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Vec<TaskInfo>> {
         let url = format!("{}/workflows/{id}/tasks", self.base);
-        let list: TaskList = decode(self.http.get(&url, deadline)?, &url)?;
+        let list: TaskList = http_json::decode(self.http.get(&url, deadline)?, &url, UNEXPECTED)?;
         Ok(list.tasks)
     }
 }
 
-/// The answer as `T`, or one line saying what does not fit.
-fn decode<T: serde::de::DeserializeOwned>(answer: Value, url: &str) -> anyhow::Result<T> {
-    serde_json::from_value(answer)
-        .with_context(|| format!("{url}: unexpected answer from the orchestrator"))
+/// Checks `--api`: the orchestrator's API as `http://HOST:PORT`. svcgen
+/// speaks plain HTTP only, so an `https://` address is refused saying so.
+pub fn check_api_url(url: &str) -> anyhow::Result<()> {
+    if url.starts_with("https://") {
+        bail!("{url}: https is not supported; svcgen talks to the orchestrator's API over plain HTTP (e.g. http://localhost:18000, or an SSH tunnel to it)");
+    }
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        anyhow!("{url}: the orchestrator's API address must be http://HOST:PORT, e.g. http://localhost:18000")
+    })?;
+    if rest.trim_matches('/').is_empty() || rest.contains(char::is_whitespace) {
+        bail!("{url}: the orchestrator's API address must be http://HOST:PORT, e.g. http://localhost:18000");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_api_url;
+
+    #[test]
+    fn the_api_is_a_plain_http_address() {
+        check_api_url("http://localhost:18000").expect("valid");
+        check_api_url("http://10.0.0.5:18000/").expect("valid");
+        let https = check_api_url("https://orchestrator.example").unwrap_err();
+        assert!(
+            format!("{https}").contains("https is not supported"),
+            "{https}"
+        );
+        for bad in ["localhost:18000", "http://", "http://a b", "ftp://x"] {
+            let error = format!("{}", check_api_url(bad).unwrap_err());
+            assert!(error.contains("must be http://HOST:PORT"), "{bad}: {error}");
+            assert!(!error.contains("services"), "{bad}: {error}");
+        }
+    }
 }

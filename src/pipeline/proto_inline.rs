@@ -5,7 +5,7 @@
 //! the imported package (`common.EnergyRecord`) lose the prefix. The
 //! service's own files are never changed.
 
-use super::proto_text::{Definition, ProtoText};
+use super::proto_text::{Definition, Import, ProtoText};
 use super::usecase::violation;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -17,8 +17,7 @@ const MAX_DEPTH: usize = 16;
 
 /// `text` (the proto of node `node`, at `path`) with every import inlined.
 pub fn self_contained(node: &str, path: &Path, text: &str, includes: &[PathBuf]) -> Result<String> {
-    let mut roots = vec![path.parent().unwrap_or(Path::new(".")).to_path_buf()];
-    roots.extend(includes.iter().cloned());
+    let roots = crate::upstream_proto::import_roots(path, includes)?;
     inline(node, text, &roots, 0)
 }
 
@@ -61,9 +60,38 @@ fn inline(node: &str, text: &str, roots: &[PathBuf], depth: usize) -> Result<Str
             block.push_str(&own_text(&imported, definition));
             block.push('\n');
         }
-        edits.push((import.span.clone(), block));
+        // Imports sharing a line share its replacement.
+        match edits.iter_mut().find(|(range, _)| *range == import.span) {
+            Some((_, earlier)) => earlier.push_str(&block),
+            None => {
+                check_import_line(node, &own, import)?;
+                edits.push((import.span.clone(), block));
+            }
+        }
     }
     Ok(apply(text, edits))
+}
+
+/// Refuses an import whose line holds more than imports and a comment: the
+/// line is replaced by what the imports bring.
+fn check_import_line(node: &str, own: &ProtoText, import: &Import) -> Result<()> {
+    let mut rest = own.text[import.span.clone()].to_string();
+    for other in own.imports.iter().rev().filter(|i| i.span == import.span) {
+        let at = other.statement.start - import.span.start..other.statement.end - import.span.start;
+        rest.replace_range(at, "");
+    }
+    let rest = rest.trim();
+    if rest.is_empty() || rest.starts_with("//") {
+        return Ok(());
+    }
+    Err(violation(
+        node,
+        None,
+        format!(
+            "its proto has `import \"{}\"` on a line with `{rest}`; put the import on its own line",
+            import.path
+        ),
+    ))
 }
 
 /// The file `import` names, in the first of `roots` holding it.
@@ -142,19 +170,21 @@ fn needed<'a>(
 
 /// A definition's text with references to its own package made bare.
 fn own_text(imported: &ProtoText, definition: &Definition) -> String {
-    let span = definition.span.clone();
+    let span = definition.source_range(&imported.text);
     let edits: Vec<(Range<usize>, String)> =
         unqualify(imported, imported.package.as_deref(), imported)
             .into_iter()
             .filter(|(r, _)| r.start >= span.start && r.end <= span.end)
             .map(|(r, with)| (r.start - span.start..r.end - span.start, with))
             .collect();
-    apply(&imported.text[span], edits)
+    format!("{}\n", apply(&imported.text[span], edits))
 }
 
-/// `text` with the (non-overlapping) edits made.
+/// `text` with the (non-overlapping) edits made; an edit found twice is
+/// made once.
 fn apply(text: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
-    edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
+    edits.sort_by(|a, b| (b.0.start, &b.1).cmp(&(a.0.start, &a.1)));
+    edits.dedup();
     let mut out = text.to_string();
     for (range, with) in edits {
         out.replace_range(range, &with);
@@ -190,5 +220,32 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("--include DIR"), "{err}");
+    }
+
+    #[test]
+    fn imports_sharing_a_line_are_inlined_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "a.proto",
+            "syntax = \"proto3\";\npackage a;\nmessage A { int32 x = 1; }\n",
+        );
+        write(
+            "b.proto",
+            "syntax = \"proto3\";\npackage b;\nmessage B {} message C { b.B b = 1; }\n",
+        );
+        let proto = dir.path().join("svc.proto");
+        let text = "syntax = \"proto3\";\nimport \"a.proto\"; import \"b.proto\"; // both\nmessage Out { a.A a = 1; b.C c = 2; }\n";
+        let flat = self_contained("svc", &proto, text, &[]).unwrap();
+        assert_eq!(
+            flat,
+            "syntax = \"proto3\";\nmessage A { int32 x = 1; }\n\nmessage B {}\n\nmessage C { B b = 1; }\n\nmessage Out { A a = 1; C c = 2; }\n"
+        );
+        let text = "syntax = \"proto3\";\nimport \"a.proto\"; message Out { a.A a = 1; }\n";
+        let err = self_contained("svc", &proto, text, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "node `svc`: its proto has `import \"a.proto\"` on a line with `message Out { a.A a = 1; }`; put the import on its own line"
+        );
     }
 }

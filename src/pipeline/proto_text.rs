@@ -17,8 +17,32 @@ pub struct Definition {
     /// Its text, from the first line of its leading comments to the end of
     /// the line of its closing brace (newline included).
     pub span: Range<usize>,
+    /// The definition alone, from `message` or `enum` to its closing brace.
+    pub statement: Range<usize>,
     /// Every identifier used in its body (field types among them).
     pub uses: Vec<String>,
+}
+
+impl Definition {
+    /// Its own text in `text` (the file it was read from), newline ended:
+    /// its leading comments and the definition when it starts its line,
+    /// else the definition alone; never another statement sharing a line.
+    pub fn source(&self, text: &str) -> String {
+        format!("{}\n", &text[self.source_range(text)])
+    }
+
+    /// Where [`Definition::source`] is in `text` (its newline left out).
+    pub fn source_range(&self, text: &str) -> Range<usize> {
+        let starts_line = text[line_start(text, self.statement.start)..self.statement.start]
+            .trim()
+            .is_empty();
+        let start = if starts_line {
+            self.span.start
+        } else {
+            self.statement.start
+        };
+        start..self.statement.end
+    }
 }
 
 /// One rpc of a service.
@@ -53,6 +77,8 @@ pub struct Import {
     pub path: String,
     /// Its whole line (or lines), newline included.
     pub span: Range<usize>,
+    /// The statement alone, from `import` to its `;`.
+    pub statement: Range<usize>,
 }
 
 /// A proto file's text and what was read from it.
@@ -185,6 +211,7 @@ impl Reader<'_> {
         Ok(Import {
             path: path.trim_matches(['"', '\'']).to_string(),
             span: line_start(self.text, start)..line_end(self.text, end),
+            statement: start..end,
         })
     }
 
@@ -229,6 +256,7 @@ impl Reader<'_> {
         Ok(Definition {
             name,
             span: start..end,
+            statement: self.tokens[first].start..self.tokens[close].end,
             uses,
         })
     }
@@ -372,7 +400,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>> {
 }
 
 /// The offset where the line holding `at` starts.
-fn line_start(text: &str, at: usize) -> usize {
+pub fn line_start(text: &str, at: usize) -> usize {
     text[..at].rfind('\n').map_or(0, |n| n + 1)
 }
 

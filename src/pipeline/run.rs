@@ -16,9 +16,8 @@ use super::run_report::{RunReport, TaskReport, TaskState};
 use super::task_graph::TaskGraph;
 use super::usecase::UseCase;
 use crate::control_client::{ControlClient, ExecuteRequest};
-use crate::data_reference::DataReference;
+use crate::data_reference::{parse_inputs, DataReference};
 use crate::deadline::Deadline;
-use crate::exec::parse_inputs;
 use crate::http_json::JsonHttp;
 use crate::progress::{Display, TaskProgress};
 use crate::task_run::{self, Outcome, Task, WaitFlags};
@@ -34,6 +33,10 @@ pub struct RunArgs {
     /// http://<ip_address>:<port> (repeatable), e.g. --at producer=http://127.0.0.1:8080.
     #[arg(long = "at", value_name = "NODE=URL", value_parser = parse_at)]
     pub at: Vec<At>,
+
+    /// A folder the nodes' proto imports are found in, besides each proto's own (repeatable).
+    #[arg(long = "include", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
 
     /// An input DataReference (JSON) for the start tasks (repeatable).
     #[arg(long = "input", value_name = "JSON")]
@@ -52,7 +55,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<String> {
     let inputs = parse_inputs(&args.inputs)?;
     let usecase = UseCase::load(&UseCase::locate(args.dir.as_deref())?)?;
-    let exported = export::build(&usecase)?;
+    let exported = export::build(&usecase, &args.includes)?;
     let graph = TaskGraph::from_blueprint(&exported.blueprint)?;
     let endpoints = Endpoints::new(&exported.dockerinfo, &usecase, &args.at)?;
     let runner = Runner {

@@ -10,11 +10,11 @@ use anyhow::anyhow;
 use clap::Args;
 
 use super::export;
-use super::orchestrator_api::{OrchestratorApi, RunState, Submission, TaskInfo};
+use super::orchestrator_api::{check_api_url, OrchestratorApi, RunState, Submission, TaskInfo};
 use super::usecase::UseCase;
 use crate::cli::Usage;
+use crate::data_reference::parse_inputs;
 use crate::deadline::{self, Deadline};
-use crate::exec::parse_inputs;
 use crate::progress::{Display, TaskProgress};
 
 /// Flags of `svcgen pipeline submit`.
@@ -47,6 +47,10 @@ pub struct SubmitArgs {
     )]
     pub services_api_key: Option<String>,
 
+    /// A folder the nodes' proto imports are found in, besides each proto's own (repeatable).
+    #[arg(long = "include", value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+
     /// An input DataReference (JSON) for the start tasks (repeatable).
     #[arg(long = "input", value_name = "JSON")]
     pub inputs: Vec<String>,
@@ -56,16 +60,16 @@ pub struct SubmitArgs {
     pub timeout: Duration,
 
     /// Seconds between two looks at the workflow.
-    #[arg(long, value_name = "SECS", default_value = "2", value_parser = deadline::seconds)]
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = deadline::poll_interval)]
     pub poll_interval: Duration,
 }
 
 /// Runs `svcgen pipeline submit`.
 pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
     let inputs = parse_inputs(&args.inputs)?;
-    crate::control_client::check_base_url(&args.api).map_err(|e| Usage(format!("--api {e:#}")))?;
+    check_api_url(&args.api).map_err(|e| Usage(format!("--api {e:#}")))?;
     let usecase = UseCase::load(&UseCase::locate(args.dir.as_deref())?)?;
-    let exported = export::build(&usecase)?;
+    let exported = export::build(&usecase, &args.includes)?;
     let api = OrchestratorApi::new(&args.api, args.api_key.as_deref());
     let deadline = Deadline::after(args.timeout);
     let submission = Submission {

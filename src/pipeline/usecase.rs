@@ -189,14 +189,20 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Whether `name` may be a docker image or compose service name (or part of
+/// one): lowercase letters, digits, '-', '.', '_', starting with a letter or
+/// digit.
+pub fn is_docker_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'))
+}
+
 /// The checked `ip_address` and `port` of a mapping.
 fn address(name: &str, mapping: &Mapping) -> Result<(String, u16)> {
     let ip = mapping.ip_address.clone();
-    let ip_ok = ip.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && ip
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'));
-    if !ip_ok {
+    if !is_docker_name(&ip) {
         return Err(violation(
             name,
             None,
@@ -223,6 +229,23 @@ fn address(name: &str, mapping: &Mapping) -> Result<(String, u16)> {
 /// The node's operations-to-be: every rpc but svcgen's internal ones, each
 /// unary and written on one line.
 fn rpcs(name: &str, proto: &ProtoText) -> Result<Vec<Rpc>> {
+    for pair in proto.rpcs.windows(2) {
+        if pair[0].span.end > pair[1].span.start {
+            let (other, op) = if INTERNAL_RPCS.contains(&pair[1].name.as_str()) {
+                (&pair[1], &pair[0])
+            } else {
+                (&pair[0], &pair[1])
+            };
+            return Err(violation(
+                name,
+                Some(&op.name),
+                format!(
+                    "rpc {} shares line {} with rpc {}; the platform's importer reads one rpc per line",
+                    op.name, pair[1].line, other.name
+                ),
+            ));
+        }
+    }
     let mut out = Vec::new();
     for rpc in &proto.rpcs {
         if INTERNAL_RPCS.contains(&rpc.name.as_str()) {
@@ -386,4 +409,19 @@ fn check_connections(connections: &[Connection]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_docker_name;
+
+    #[test]
+    fn docker_names_are_lowercase_host_names() {
+        for ok in ["producer", "a-source", "uc_2.v1", "9lives"] {
+            assert!(is_docker_name(ok), "{ok}");
+        }
+        for bad in ["", "Producer", "-a", ".a", "_a", "a b", "a/b", "é"] {
+            assert!(!is_docker_name(bad), "{bad}");
+        }
+    }
 }

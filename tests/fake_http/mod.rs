@@ -1,12 +1,15 @@
 //! A fake HTTP/1.1 JSON server for tests: on a loopback port, in a thread,
 //! it answers each request with what a handler says and records it.
-//! Serves at most 200 requests; each read gives up after 5 s.
+//! Serves at most 200 requests; each read gives up after 5 s. Dropping it
+//! stops the thread and frees the port.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// One request the server received.
@@ -23,6 +26,9 @@ pub struct FakeHttp {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     requests: Arc<Mutex<Vec<Request>>>,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeHttp {
@@ -32,11 +38,17 @@ impl FakeHttp {
         F: FnMut(&Request) -> (&'static str, String) + Send + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let addr = listener.local_addr().expect("addr");
+        let url = format!("http://{addr}");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
-        std::thread::spawn(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
             for stream in listener.incoming().take(200) {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Ok(mut stream) = stream else { continue };
                 let Some(request) = read_request(&mut stream) else {
                     continue;
@@ -50,12 +62,30 @@ impl FakeHttp {
                 );
             }
         });
-        FakeHttp { url, requests }
+        FakeHttp {
+            url,
+            requests,
+            addr,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().expect("requests").clone()
+    }
+}
+
+impl Drop for FakeHttp {
+    /// Stops the server: sets the flag, wakes the thread blocked in accept
+    /// with one connection, and waits for it (and the port) to be gone.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
