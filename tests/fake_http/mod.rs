@@ -28,6 +28,8 @@ pub struct FakeHttp {
     requests: Arc<Mutex<Vec<Request>>>,
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Set by the thread once it has closed its listener.
+    closed: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -44,6 +46,8 @@ impl FakeHttp {
         let seen = requests.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let closed = Arc::new(AtomicBool::new(false));
+        let listener_closed = closed.clone();
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming().take(200) {
                 if stopped.load(Ordering::SeqCst) {
@@ -61,14 +65,22 @@ impl FakeHttp {
                     body.len()
                 );
             }
+            drop(listener);
+            listener_closed.store(true, Ordering::SeqCst);
         });
         FakeHttp {
             url,
             requests,
             addr,
             stop,
+            closed,
             thread: Some(thread),
         }
+    }
+
+    /// Turns true once the server has closed its listener (after a drop).
+    pub fn closed_flag(&self) -> Arc<AtomicBool> {
+        self.closed.clone()
     }
 
     /// Every request so far, in order.
