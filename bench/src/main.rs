@@ -65,6 +65,10 @@ struct Cli {
     /// Override the short-task service's TASK_RETENTION_SECS.
     #[arg(long)]
     retention_secs: Option<u64>,
+    /// After the short tasks are evicted, call malloc_trim(0) in the
+    /// service through gdb and measure RSS again (a diagnosis: needs gdb).
+    #[arg(long)]
+    malloc_trim_probe: bool,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +141,7 @@ fn run(cli: &Cli) -> Result<Report> {
     if let Some(secs) = cli.retention_secs {
         scale.retention_secs = secs;
     }
+    scale.malloc_trim_probe = cli.malloc_trim_probe;
     let wants = |measure: Measure| cli.only.is_empty() || cli.only.contains(&measure);
     let root = project::workspace_root();
     let out = cli

@@ -92,6 +92,60 @@ pub fn settled_rss(pid: u32, samples: usize, every: Duration) -> Result<u64> {
     Ok(values[values.len() / 2])
 }
 
+/// One mapping of a process's address space and its resident bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mapping {
+    /// Its `/proc/<pid>/smaps` header: address range, permissions, offset,
+    /// device, inode and path (`[heap]`, a file, or nothing for anonymous
+    /// memory: glibc's thread arenas and large `mmap`ed allocations).
+    pub header: String,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+    /// Its resident bytes.
+    pub rss_bytes: u64,
+}
+
+/// The mappings of a `/proc/<pid>/smaps` text, largest RSS first.
+pub fn parse_smaps(smaps: &str) -> Vec<Mapping> {
+    let mut mappings: Vec<Mapping> = Vec::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        if first.contains('-') && !first.ends_with(':') {
+            mappings.push(Mapping {
+                header: line.split_whitespace().collect::<Vec<_>>().join(" "),
+                size_bytes: 0,
+                rss_bytes: 0,
+            });
+            continue;
+        }
+        let mut kb = || {
+            words
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        match (first, mappings.last_mut()) {
+            ("Size:", Some(mapping)) => mapping.size_bytes = kb(),
+            ("Rss:", Some(mapping)) => mapping.rss_bytes = kb(),
+            _ => {}
+        }
+    }
+    mappings.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes));
+    mappings
+}
+
+/// The `count` mappings of `pid` with the most resident memory.
+pub fn largest_mappings(pid: u32, count: usize) -> Result<Vec<Mapping>> {
+    let path = proc_path(pid, "smaps");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut mappings = parse_smaps(&text);
+    mappings.truncate(count);
+    Ok(mappings)
+}
+
 /// Follows the RSS of one process on a thread of its own until dropped,
 /// keeping the highest value seen since the last [`RssSampler::reset_peak`].
 pub struct RssSampler {
@@ -171,11 +225,38 @@ mod tests {
     }
 
     #[test]
+    fn smaps_mappings_are_sorted_by_rss() {
+        let smaps = "\
+55d0c000-55d0e000 r--p 00000000 fd:01 1234 /usr/bin/bench-svc
+Size:                  8 kB
+Rss:                   8 kB
+VmFlags: rd mr mw me dw sd
+55d1a000-55e1a000 rw-p 00000000 00:00 0 [heap]
+Size:               1024 kB
+Rss:                 900 kB
+7f00000000-7f04000000 rw-p 00000000 00:00 0
+Size:              65536 kB
+Rss:                2048 kB
+";
+        let mappings = parse_smaps(smaps);
+        assert_eq!(mappings.len(), 3);
+        assert_eq!(
+            mappings[0].header,
+            "7f00000000-7f04000000 rw-p 00000000 00:00 0"
+        );
+        assert_eq!(mappings[0].rss_bytes, 2048 * 1024);
+        assert_eq!(mappings[0].size_bytes, 65536 * 1024);
+        assert!(mappings[1].header.ends_with("[heap]"));
+        assert_eq!(mappings[2].rss_bytes, 8 * 1024);
+    }
+
+    #[test]
     fn this_process_can_be_measured() {
         let pid = std::process::id();
         assert!(rss_bytes(pid).unwrap() > 0);
         cpu_time(pid).unwrap();
         let sampler = RssSampler::start(pid).unwrap();
         assert!(sampler.peak() > 0);
+        assert!(!largest_mappings(pid, 3).unwrap().is_empty());
     }
 }

@@ -19,6 +19,9 @@ use crate::tasks::{self, Outcomes};
 /// `CONTROL_MAX_BODY_BYTES`' default: 4 MiB.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// How many of a process's largest mappings the report keeps.
+const MAPPINGS_SHOWN: usize = 8;
+
 /// How big each large execute body is: just under the limit.
 pub const BIG_BODY_BYTES: usize = MAX_BODY_BYTES - 256;
 
@@ -52,6 +55,10 @@ pub struct Scale {
     pub task_connections: usize,
     /// `svcgen new` / `cargo new` pairs timed.
     pub new_runs: usize,
+    /// After eviction, also call glibc's `malloc_trim(0)` in the service
+    /// (through gdb) and read RSS again: how much of what stayed is freed
+    /// memory glibc kept, and how much is still allocated.
+    pub malloc_trim_probe: bool,
 }
 
 impl Scale {
@@ -71,6 +78,7 @@ impl Scale {
             big_sleep_ms: 1_000,
             task_connections: 64,
             new_runs: 7,
+            malloc_trim_probe: false,
         }
     }
 
@@ -90,6 +98,7 @@ impl Scale {
             big_sleep_ms: 300,
             task_connections: 16,
             new_runs: 2,
+            malloc_trim_probe: false,
         }
     }
 }
@@ -337,6 +346,15 @@ pub struct ShortTasks {
     pub evicted_rss_bytes: u64,
     /// Whether the first task's poll id answered 404 by then.
     pub evicted: bool,
+    /// The largest mappings when `settled_rss_bytes` was read.
+    pub settled_mappings: Vec<procfs::Mapping>,
+    /// The largest mappings when `evicted_rss_bytes` was read: where the
+    /// memory that did not come back is.
+    pub evicted_mappings: Vec<procfs::Mapping>,
+    /// RSS after `malloc_trim(0)` (with `--malloc-trim-probe`).
+    pub trimmed_rss_bytes: Option<u64>,
+    /// The largest mappings then.
+    pub trimmed_mappings: Vec<procfs::Mapping>,
 }
 
 /// `tasks` short tasks (`Sleep` with 0 ms) through a service with the
@@ -376,6 +394,7 @@ pub async fn short_tasks(
     let settle_at = done + Duration::from_secs(2);
     tokio::time::sleep_until(settle_at.into()).await;
     let settled = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+    let settled_mappings = procfs::largest_mappings(service.pid(), MAPPINGS_SHOWN)?;
     let retention = Duration::from_secs(scale.retention_secs);
     let all_kept = submitted.first_sent.elapsed() < retention;
     let peak = sampler.peak();
@@ -393,6 +412,15 @@ pub async fn short_tasks(
     drop(conn);
     std::thread::sleep(Duration::from_secs(1));
     let evicted_rss = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+    let evicted_mappings = procfs::largest_mappings(service.pid(), MAPPINGS_SHOWN)?;
+    let (trimmed_rss, trimmed_mappings) = if scale.malloc_trim_probe {
+        malloc_trim(service.pid())?;
+        let rss = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+        let mappings = procfs::largest_mappings(service.pid(), MAPPINGS_SHOWN)?;
+        (Some(rss), mappings)
+    } else {
+        (None, Vec::new())
+    };
     let submit = submitted.all_accepted.duration_since(submitted.first_sent);
     Ok(ShortTasks {
         tasks: scale.short_tasks,
@@ -407,7 +435,29 @@ pub async fn short_tasks(
         all_kept_when_settled: all_kept,
         evicted_rss_bytes: evicted_rss,
         evicted,
+        settled_mappings,
+        evicted_mappings,
+        trimmed_rss_bytes: trimmed_rss,
+        trimmed_mappings,
     })
+}
+
+/// Makes process `pid` call glibc's `malloc_trim(0)` (returning the free
+/// pages of every arena to the kernel), through gdb.
+fn malloc_trim(pid: u32) -> Result<()> {
+    let output = std::process::Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "call (int) malloc_trim(0)", "-ex", "detach"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running gdb (needed by --malloc-trim-probe)")?;
+    if !output.status.success() {
+        bail!(
+            "gdb could not call malloc_trim in {pid}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Concurrent executes with bodies just under 4 MiB.
