@@ -65,6 +65,11 @@ struct Cli {
     /// Override the short-task service's TASK_RETENTION_SECS.
     #[arg(long)]
     retention_secs: Option<u64>,
+    /// Benchmark this service binary instead of generating and building one
+    /// (it must have the benchmark's `Sleep` and `Noop` methods): to compare
+    /// a change to the runtime.
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
     /// After the short tasks are evicted, call malloc_trim(0) in the
     /// service through gdb and measure RSS again (a diagnosis: needs gdb).
     #[arg(long)]
@@ -156,6 +161,7 @@ fn run(cli: &Cli) -> Result<Report> {
         started_unix,
         machine: Machine::probe(),
         scale: scale.clone(),
+        binary: cli.binary.as_ref().map(|b| b.display().to_string()),
         service_env: cli.service_env.clone(),
         new: None,
         builds: Builds::default(),
@@ -183,17 +189,22 @@ fn run(cli: &Cli) -> Result<Report> {
         });
     }
 
-    step("generating and building the benchmark service (release)");
     let target_dir = root.join("target/bench-projects");
     let project_dir = project::work_dir(&root).join(project::CRATE);
-    let generated = tempfile::tempdir().context("a temp dir")?;
-    let fresh = project::generate(&svcgen, generated.path())?;
-    project::sync_tree(&fresh, &project_dir)?;
-    let release = project::cargo_build(&project_dir, &target_dir, true)?;
-    report.builds.release_build_secs = Some(release.as_secs_f64());
-    let binary = project::binary(&target_dir, true);
+    let binary = match &cli.binary {
+        Some(binary) => binary.clone(),
+        None => {
+            step("generating and building the benchmark service (release)");
+            let generated = tempfile::tempdir().context("a temp dir")?;
+            let fresh = project::generate(&svcgen, generated.path())?;
+            project::sync_tree(&fresh, &project_dir)?;
+            let release = project::cargo_build(&project_dir, &target_dir, true)?;
+            report.builds.release_build_secs = Some(release.as_secs_f64());
+            project::binary(&target_dir, true)
+        }
+    };
     if !binary.is_file() {
-        bail!("the release build made no {}", binary.display());
+        bail!("no service binary at {}", binary.display());
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -241,7 +252,8 @@ fn run(cli: &Cli) -> Result<Report> {
             result.map(|r| report.big_bodies = Some(r)),
         ));
     }
-    if wants(Measure::Build) && (!cli.quick || cli.only.contains(&Measure::Build)) {
+    let build_wanted = !cli.quick || cli.only.contains(&Measure::Build);
+    if wants(Measure::Build) && build_wanted && cli.binary.is_none() {
         step("debug rebuild after editing one handler");
         let result = project::time_rebuild(&project_dir, &target_dir);
         errors.extend(record(

@@ -132,7 +132,7 @@ pub fn parse_smaps(smaps: &str) -> Vec<Mapping> {
             _ => {}
         }
     }
-    mappings.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes));
+    mappings.sort_by_key(|mapping| std::cmp::Reverse(mapping.rss_bytes));
     mappings
 }
 

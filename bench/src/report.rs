@@ -90,6 +90,8 @@ pub struct Report {
     pub machine: Machine,
     /// How much work each measurement did.
     pub scale: Scale,
+    /// The service binary given with `--binary` (none: the one generated).
+    pub binary: Option<String>,
     /// Extra environment given to every service (`--service-env`).
     pub service_env: Vec<(String, String)>,
     /// `svcgen new` vs `cargo new`.
@@ -330,10 +332,14 @@ impl Report {
                     thousands(b.body_bytes as f64)
                 ),
                 format!(
-                    "peak {:.1} MB, settled {:.1} MB (idle {:.1}); {} complete, {} lost",
+                    "peak {:.1} MB, settled {:.1} MB (idle {:.1}){}; {} complete, {} lost",
                     mb(b.peak_rss_bytes),
                     mb(b.settled_rss_bytes),
                     mb(b.idle_rss_bytes),
+                    b.trimmed_rss_bytes.map_or(String::new(), |rss| format!(
+                        ", {:.1} MB after malloc_trim(0)",
+                        mb(rss)
+                    )),
                     b.outcomes.complete,
                     b.outcomes.lost
                 ),

@@ -479,6 +479,8 @@ pub struct BigBodies {
     pub peak_rss_bytes: u64,
     /// RSS 2 s after the last task completed.
     pub settled_rss_bytes: u64,
+    /// RSS after `malloc_trim(0)` (with `--malloc-trim-probe`).
+    pub trimmed_rss_bytes: Option<u64>,
 }
 
 /// `executes` executes of ~4 MiB each, all at once, one per connection.
@@ -509,6 +511,17 @@ pub async fn big_bodies(
     let outcomes = tasks::outcomes(service.http, &submitted.ids, 4).await?;
     tokio::time::sleep_until((done + Duration::from_secs(2)).into()).await;
     let settled = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+    let peak = sampler.peak();
+    let trimmed = if scale.malloc_trim_probe {
+        malloc_trim(service.pid())?;
+        Some(procfs::settled_rss(
+            service.pid(),
+            10,
+            Duration::from_millis(50),
+        )?)
+    } else {
+        None
+    };
     Ok(BigBodies {
         executes: scale.big_executes,
         body_bytes: BIG_BODY_BYTES,
@@ -519,7 +532,8 @@ pub async fn big_bodies(
             .as_secs_f64(),
         outcomes,
         idle_rss_bytes: idle,
-        peak_rss_bytes: sampler.peak(),
+        peak_rss_bytes: peak,
         settled_rss_bytes: settled,
+        trimmed_rss_bytes: trimmed,
     })
 }
