@@ -74,6 +74,10 @@ struct Cli {
     /// service through gdb and measure RSS again (a diagnosis: needs gdb).
     #[arg(long)]
     malloc_trim_probe: bool,
+    /// Keep the short-task service alive this many seconds after its
+    /// measurement, for a look with gdb or /proc (its pid is printed).
+    #[arg(long, default_value_t = 0)]
+    hold_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +151,7 @@ fn run(cli: &Cli) -> Result<Report> {
         scale.retention_secs = secs;
     }
     scale.malloc_trim_probe = cli.malloc_trim_probe;
+    scale.hold_secs = cli.hold_secs;
     let wants = |measure: Measure| cli.only.is_empty() || cli.only.contains(&measure);
     let root = project::workspace_root();
     let out = cli

@@ -59,6 +59,9 @@ pub struct Scale {
     /// (through gdb) and read RSS again: how much of what stayed is freed
     /// memory glibc kept, and how much is still allocated.
     pub malloc_trim_probe: bool,
+    /// Keep the short-task service this many seconds after measuring it,
+    /// for a look with gdb or /proc (its pid is printed).
+    pub hold_secs: u64,
 }
 
 impl Scale {
@@ -79,6 +82,7 @@ impl Scale {
             task_connections: 64,
             new_runs: 7,
             malloc_trim_probe: false,
+            hold_secs: 0,
         }
     }
 
@@ -99,6 +103,7 @@ impl Scale {
             task_connections: 16,
             new_runs: 2,
             malloc_trim_probe: false,
+            hold_secs: 0,
         }
     }
 }
@@ -421,6 +426,15 @@ pub async fn short_tasks(
     } else {
         (None, Vec::new())
     };
+    if scale.hold_secs > 0 {
+        eprintln!(
+            "   holding the service (pid {}, {}) for {} s",
+            service.pid(),
+            service.http,
+            scale.hold_secs
+        );
+        tokio::time::sleep(Duration::from_secs(scale.hold_secs)).await;
+    }
     let submit = submitted.all_accepted.duration_since(submitted.first_sent);
     Ok(ShortTasks {
         tasks: scale.short_tasks,
