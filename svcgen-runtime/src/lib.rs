@@ -61,6 +61,8 @@
 //!   protos, indexed at start-up: which rpc returns the type a handler
 //!   fetches.
 //! - `logging`: [`init_tracing`], the process's log output.
+//! - `memory`: giving memory back to the operating system after a burst
+//!   (glibc's trim threshold, `malloc_trim` after the store shrinks).
 //! - [`testing`]: a harness that starts a service on loopback ports and
 //!   drives it like the orchestrator, for end-to-end tests.
 //! - [`source`]: this crate's own files, which svcgen vendors into a project.
@@ -104,6 +106,8 @@ mod ids;
 mod listen;
 #[cfg(feature = "runtime")]
 mod logging;
+#[cfg(feature = "runtime")]
+mod memory;
 #[cfg(feature = "runtime")]
 mod runner;
 #[cfg(feature = "runtime")]

@@ -37,6 +37,7 @@ use crate::data::DataService;
 use crate::definition::{Definition, Methods};
 use crate::descriptors::DescriptorIndex;
 use crate::listen::{Accepted, Acceptor};
+use crate::memory;
 use crate::shutdown;
 use crate::stream::{self, ResultsService};
 use crate::tasks::{Limits, TaskStore};
@@ -95,6 +96,7 @@ pub async fn run_with<D: Definition>(
     let http_addr = local_addr(&http_listener)?;
     let grpc_addr = local_addr(&grpc_listener)?;
     let plane = ServePlane::new()?;
+    memory::tune();
 
     let grpc_host = config.grpc_host.as_deref().unwrap_or(D::DEFAULT_GRPC_HOST);
     let auth = config.auth_summary();
@@ -123,6 +125,7 @@ pub async fn run_with<D: Definition>(
     let serve = plane.handle();
     let http = serve.spawn(serve_http(http_listener, app.clone(), stop_servers.clone()));
     let grpc = serve.spawn(serve_grpc(grpc_listener, app, health, stop_servers.clone()));
+    serve.spawn(memory::sweep(store.clone(), stop_servers.clone()));
     tracing::info!(%http_addr, %grpc_addr, "listening");
     tracing::info!("{auth}");
     Ok(RunningService {

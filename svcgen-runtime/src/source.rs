@@ -43,6 +43,7 @@ pub const FILES: &[File] = files![
     "src/listen.rs",
     "src/logging.rs",
     "src/macros.rs",
+    "src/memory.rs",
     "src/runner.rs",
     "src/server.rs",
     "src/shutdown.rs",

@@ -49,6 +49,9 @@ const MAX_TOMBSTONE_ERROR: usize = 1024;
 /// The error of a task cancelled by `POST /control/cancel/{poll_id}`.
 pub(crate) const CANCELLED: &str = "cancelled";
 
+/// Collections this large or smaller are never shrunk: too small to matter.
+const SHRINK_FLOOR: usize = 1024;
+
 /// What `Retry-After` says when too many tasks run: about one poll of the
 /// orchestrator.
 const RUNNING_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -224,6 +227,8 @@ struct Inner {
     /// Kept even after their task is forgotten: one result per method.
     latest_by_method: HashMap<&'static str, Finished>,
     latest: Option<Finished>,
+    /// Set when eviction shrank a collection; taken by [`TaskStore::sweep`].
+    shrunk: bool,
 }
 
 struct Task {
@@ -278,6 +283,14 @@ impl TaskStore {
             inner: Mutex::new(Inner::default()),
             limits,
         }
+    }
+
+    /// Evicts what has expired, and says whether the store gave memory
+    /// back since the last sweep (the caller then has the allocator return
+    /// it: see [`crate::memory`]). Called periodically, so that memory
+    /// comes back after a burst even when no request touches the store.
+    pub(crate) fn sweep(&self) -> bool {
+        std::mem::take(&mut self.lock().shrunk)
     }
 
     /// How many tasks are running (what a shutdown waits for).
@@ -605,6 +618,7 @@ impl TaskStore {
     fn evict(&self, inner: &mut Inner) {
         let now = Instant::now();
         let retention = self.limits.retention;
+        let before = (inner.finished.len(), inner.buried.len());
         while let Some(&(finished_at, _)) = inner.finished.front() {
             if now.duration_since(finished_at) <= retention {
                 break;
@@ -627,10 +641,33 @@ impl TaskStore {
                 inner.tombstones.remove(&task_id);
             }
         }
+        if (inner.finished.len(), inner.buried.len()) != before {
+            inner.shrink();
+        }
     }
 }
 
 impl Inner {
+    /// Gives back the capacity a burst left in the maps and queues, once
+    /// they are less than a quarter full: they keep twice what they hold.
+    fn shrink(&mut self) {
+        fn mostly_empty(len: usize, capacity: usize) -> bool {
+            capacity > SHRINK_FLOOR && len < capacity / 4
+        }
+        let mut shrunk = false;
+        macro_rules! shrink {
+            ($($collection:ident),*) => {$(
+                if mostly_empty(self.$collection.len(), self.$collection.capacity()) {
+                    let keep = self.$collection.len() * 2;
+                    self.$collection.shrink_to(keep);
+                    shrunk = true;
+                }
+            )*};
+        }
+        shrink!(tasks, running, finished, tombstones, buried);
+        self.shrunk |= shrunk;
+    }
+
     /// Adds a task, the newest.
     fn insert(&mut self, task_id: String, mut task: Task) {
         task.seq = self.next_seq;
@@ -1097,6 +1134,38 @@ mod tests {
         for kept in [&tombstone.method, &tombstone.rpc] {
             assert!(!kept.contains(&workflow) && !kept.contains(&task), "{kept}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_burst_expires_the_store_gives_its_capacity_back() {
+        let store = TaskStore::new(limits(Duration::from_secs(10)));
+        assert!(!store.sweep(), "nothing to give back yet");
+        for n in 0..5000 {
+            completed(&store, &format!("t{n}"), "Produce");
+        }
+        let burst = store.lock().tasks.capacity();
+        assert!(burst >= 5000, "{burst}");
+        // Past the retention: every task becomes a tombstone.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(store.sweep(), "the emptied task map was not shrunk");
+        {
+            let inner = store.lock();
+            assert!(inner.tasks.is_empty() && inner.tombstones.len() == 5000);
+            assert!(
+                inner.tasks.capacity() <= SHRINK_FLOOR,
+                "{}",
+                inner.tasks.capacity()
+            );
+            assert!(inner.finished.capacity() <= SHRINK_FLOOR);
+        }
+        assert!(!store.sweep(), "said twice");
+        // Past another retention: the tombstones go too.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(store.sweep());
+        let inner = store.lock();
+        assert!(inner.tombstones.is_empty());
+        assert!(inner.tombstones.capacity() <= SHRINK_FLOOR);
+        assert!(inner.buried.capacity() <= SHRINK_FLOOR);
     }
 
     #[test]
