@@ -2,10 +2,10 @@
 //!
 //! Every identifier in a generated project is derived from a few names the
 //! user gives (the target directory, the methods, the proto package and
-//! service, the grpc host). This module checks those names against the rules
-//! of the naming rules (README: Usage) and derives the Rust identifiers exactly the way prost-build
-//! 0.14 and tonic-prost-build 0.14 derive them, so templates can refer to the
-//! generated code by name. The derivations were checked by compiling protos
+//! service, the grpc host). This module checks those names against the
+//! naming rules (README: Usage) and derives the Rust identifiers exactly the
+//! way prost-build 0.14 and tonic-prost-build 0.14 derive them, so templates
+//! can refer to the generated code by name. The derivations were checked by compiling protos
 //! with those crates:
 //!
 //! - message types, the service trait and oneof variants use prost's
