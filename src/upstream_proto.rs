@@ -166,7 +166,7 @@ fn compile(roots: &[PathBuf], name: &str, proto: &Path, hint: &str) -> Result<pr
     compiler.open_file(name).map_err(|err| {
         anyhow::anyhow!(
             "{shown} does not compile as a proto: {}{hint}",
-            one_line(&err.to_string())
+            crate::cli::one_line(&err.to_string())
         )
     })?;
     Ok(compiler)
@@ -183,15 +183,6 @@ fn qualified_messages(
     file.message_type
         .iter()
         .map(move |m| format!("{prefix}{}", m.name()))
-}
-
-/// protox's multi-line diagnostics on one line.
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
