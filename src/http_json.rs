@@ -42,37 +42,46 @@ impl JsonHttp {
 
     /// `GET url`, its answer parsed.
     pub fn get(&self, url: &str, deadline: &Deadline) -> anyhow::Result<Value> {
-        deadline.check(&format!("GET {url}"))?;
-        let mut request = self.agent.get(url);
-        if let Some(bearer) = &self.bearer {
-            request = request.header("Authorization", bearer);
-        }
-        let limit = RequestLimit::of(deadline);
-        let answer = request
-            .config()
-            .timeout_global(Some(limit.time))
-            .build()
-            .call();
-        read(answer, "GET", url, &limit)
+        self.call(url, None, deadline)
     }
 
     /// `POST url` with a JSON body, its answer parsed.
     pub fn post(&self, url: &str, body: &Value, deadline: &Deadline) -> anyhow::Result<Value> {
-        deadline.check(&format!("POST {url}"))?;
-        let mut request = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json");
-        if let Some(bearer) = &self.bearer {
-            request = request.header("Authorization", bearer);
-        }
+        self.call(url, Some(body), deadline)
+    }
+
+    /// One request with the bearer key, if any, and the request limit: a
+    /// `GET` without a body or a `POST` with a JSON one.
+    fn call(&self, url: &str, body: Option<&Value>, deadline: &Deadline) -> anyhow::Result<Value> {
+        let verb = if body.is_some() { "POST" } else { "GET" };
+        deadline.check(&format!("{verb} {url}"))?;
         let limit = RequestLimit::of(deadline);
-        let answer = request
-            .config()
-            .timeout_global(Some(limit.time))
-            .build()
-            .send(body.to_string());
-        read(answer, "POST", url, &limit)
+        let answer = match body {
+            None => self.prepare(self.agent.get(url), &limit).call(),
+            Some(body) => self
+                .prepare(
+                    self.agent
+                        .post(url)
+                        .header("Content-Type", "application/json"),
+                    &limit,
+                )
+                .send(body.to_string()),
+        };
+        read(answer, verb, url, &limit)
+    }
+
+    /// `request` with `Authorization: Bearer <key>` when there is a key,
+    /// bounded by `limit`.
+    fn prepare<B>(
+        &self,
+        request: ureq::RequestBuilder<B>,
+        limit: &RequestLimit,
+    ) -> ureq::RequestBuilder<B> {
+        let request = match &self.bearer {
+            Some(bearer) => request.header("Authorization", bearer),
+            None => request,
+        };
+        request.config().timeout_global(Some(limit.time)).build()
     }
 }
 
