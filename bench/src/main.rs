@@ -219,63 +219,45 @@ fn run(cli: &Cli) -> Result<Report> {
         .context("starting the load client's runtime")?;
     let bench_exe = std::env::current_exe().context("this executable's path")?;
     let env = &cli.service_env;
-    let mut errors = Vec::new();
     if wants(Measure::Startup) {
         step("startup and idle RSS");
         let result = runtime.block_on(scenarios::startup(&binary, env, scale.startup_runs));
-        errors.extend(record("startup", result.map(|r| report.startup = Some(r))));
+        report.startup = record(&mut report.errors, "startup", result);
     }
     if wants(Measure::Status) {
         step("status endpoint against bare hyper");
         let result = runtime.block_on(scenarios::status_load(&binary, env, &bench_exe, &scale));
-        errors.extend(record(
-            "status load",
-            result.map(|r| report.status = Some(r)),
-        ));
+        report.status = record(&mut report.errors, "status load", result);
     }
     if wants(Measure::Long) {
         step("concurrent long tasks");
         let result = runtime.block_on(scenarios::long_tasks(&binary, env, &scale));
-        errors.extend(record(
-            "long tasks",
-            result.map(|r| report.long_tasks = Some(r)),
-        ));
+        report.long_tasks = record(&mut report.errors, "long tasks", result);
     }
     if wants(Measure::Short) {
         step("short tasks, then their eviction (waits past twice the retention)");
         let result = runtime.block_on(scenarios::short_tasks(&binary, env, &scale));
-        errors.extend(record(
-            "short tasks",
-            result.map(|r| report.short_tasks = Some(r)),
-        ));
+        report.short_tasks = record(&mut report.errors, "short tasks", result);
     }
     if wants(Measure::Big) {
         step("concurrent ~4 MiB executes");
         let result = runtime.block_on(scenarios::big_bodies(&binary, env, &scale));
-        errors.extend(record(
-            "big executes",
-            result.map(|r| report.big_bodies = Some(r)),
-        ));
+        report.big_bodies = record(&mut report.errors, "big executes", result);
     }
     let build_wanted = !cli.quick || cli.only.contains(&Measure::Build);
     if wants(Measure::Build) && build_wanted && cli.binary.is_none() {
         step("debug rebuild after editing one handler");
         let result = project::time_rebuild(&project_dir, &target_dir);
-        errors.extend(record(
-            "rebuild",
-            result.map(|d| report.builds.rebuild_after_edit_secs = Some(d.as_secs_f64())),
-        ));
+        report.builds.rebuild_after_edit_secs =
+            record(&mut report.errors, "rebuild", result).map(|d| d.as_secs_f64());
     }
     if cli.cold_build {
         step("cold debug build of a new project (fresh target dir)");
         let result = project::time_cold_build(&svcgen);
-        errors.extend(record(
-            "cold build",
-            result.map(|(cold, _)| report.builds.cold_debug_build_secs = Some(cold.as_secs_f64())),
-        ));
+        report.builds.cold_debug_build_secs =
+            record(&mut report.errors, "cold build", result).map(|(cold, _)| cold.as_secs_f64());
     }
     drop(runtime);
-    report.errors = errors;
     report.machine.loadavg_end = report::loadavg();
     report.build_rows();
     println!(
@@ -298,12 +280,15 @@ fn step(what: &str) {
     eprintln!("== {what}");
 }
 
-/// `None` for success; the error, printed and as one line, for a failure
-/// (the other measurements still run).
-fn record(what: &str, result: Result<()>) -> Option<String> {
-    let err = result.err()?;
-    eprintln!("svcgen-bench: {what} failed: {err:#}");
-    Some(format!("{what}: {err:#}"))
+/// The measurement, or `None` after a failure, printed and added to
+/// `errors` as one line (the other measurements still run).
+fn record<T>(errors: &mut Vec<String>, what: &str, result: Result<T>) -> Option<T> {
+    result
+        .map_err(|err| {
+            eprintln!("svcgen-bench: {what} failed: {err:#}");
+            errors.push(format!("{what}: {err:#}"));
+        })
+        .ok()
 }
 
 fn display(path: &Path) -> String {
