@@ -35,6 +35,13 @@ impl Deadline {
         Ok(())
     }
 
+    /// How many looks, one every `every`, a wait loop may take: what fits
+    /// in the time left and two more, so the loop is bounded in count as
+    /// well as by the deadline.
+    pub fn polls(&self, every: Duration) -> u64 {
+        (self.remaining().as_secs_f64() / every.as_secs_f64()) as u64 + 2
+    }
+
     /// Sleeps `pause`, or until the deadline if that comes first.
     pub fn sleep(&self, pause: Duration) {
         std::thread::sleep(pause.min(self.remaining()));

@@ -80,9 +80,7 @@ fn poll(
     deadline: &Deadline,
     bar: &TaskProgress,
 ) -> Outcome {
-    // Bounded in count as well as by the deadline.
-    let most = (deadline.remaining().as_secs_f64() / every.as_secs_f64()) as u64 + 2;
-    for _ in 0..most {
+    for _ in 0..deadline.polls(every) {
         let status = match client.status(poll_id, deadline) {
             Ok(status) => status,
             Err(error) => return Outcome::Failed(format!("{error:#}")),

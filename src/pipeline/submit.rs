@@ -96,8 +96,7 @@ fn follow(
 ) -> anyhow::Result<String> {
     let display = Display::for_stderr();
     let mut bars: HashMap<String, TaskProgress> = HashMap::new();
-    let most = (deadline.remaining().as_secs_f64() / every.as_secs_f64()) as u64 + 2;
-    for _ in 0..most {
+    for _ in 0..deadline.polls(every) {
         let workflow = api.workflow(id, deadline)?;
         let tasks = api.tasks(id, deadline)?;
         for task in &tasks {
