@@ -9,7 +9,7 @@
 //! `SVCGEN_TEST_TARGET_DIR`) so dependencies compile once.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 mod common;
 
@@ -221,7 +221,7 @@ fn a_consumer_fetches_exactly_its_producers_results() {
     assert!(
         output.status.success() && report.contains(" passed, 0 failed"),
         "the chain failed:\n{}",
-        describe(&output)
+        common::describe(&output)
     );
     a.stop();
     b.stop();
@@ -299,20 +299,6 @@ fn grow_with_add_method(project: &Path) {
     }
 }
 
-fn describe(output: &Output) -> String {
-    let tail = |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    };
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        tail(&output.stdout),
-        tail(&output.stderr)
-    )
-}
-
 /// Drives `method` like the orchestrator; `answer` is the status its
 /// execute must give (`running` for long methods, `complete` for quick).
 fn conformance(
@@ -351,6 +337,6 @@ fn conformance(
     assert!(
         output.status.success() && report.contains(" passed, 0 failed"),
         "conformance of {method} failed:\n{}",
-        describe(&output)
+        common::describe(&output)
     );
 }

@@ -366,18 +366,28 @@ pub fn cargo_in(project: &Path, args: &[&str]) {
         .stdin(Stdio::null())
         .output()
         .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "cargo {args:?} failed in {}:\n{}",
+        project.display(),
+        describe(&output)
+    );
+}
+
+/// A finished process for a failure message: its status and the last 60
+/// lines of its stdout and of its stderr.
+pub fn describe(output: &Output) -> String {
     let tail = |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes).into_owned();
+        let text = String::from_utf8_lossy(bytes);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
     };
-    assert!(
-        output.status.success(),
-        "cargo {args:?} failed in {}:\n--- stdout\n{}\n--- stderr\n{}",
-        project.display(),
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
         tail(&output.stdout),
         tail(&output.stderr)
-    );
+    )
 }
 
 /// A built generated service running on free loopback ports, its log kept;
