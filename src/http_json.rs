@@ -33,10 +33,7 @@ impl JsonHttp {
             .build();
         JsonHttp {
             agent: config.into(),
-            bearer: key
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(|k| format!("Bearer {k}")),
+            bearer: given_key(key).map(|k| format!("Bearer {k}")),
         }
     }
 
@@ -83,6 +80,11 @@ impl JsonHttp {
         };
         request.config().timeout_global(Some(limit.time)).build()
     }
+}
+
+/// A key as given (a flag or an environment variable), trimmed; none when blank.
+pub fn given_key(key: Option<&str>) -> Option<&str> {
+    key.map(str::trim).filter(|k| !k.is_empty())
 }
 
 /// The answer as `T`, or one line naming the address and the rule it

@@ -15,6 +15,7 @@ use super::usecase::UseCase;
 use crate::cli::Usage;
 use crate::data_reference::parse_inputs;
 use crate::deadline::{self, Deadline};
+use crate::http_json;
 use crate::progress::{Display, TaskProgress};
 
 /// Flags of `svcgen pipeline submit`.
@@ -76,11 +77,7 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
         blueprint: &exported.blueprint,
         dockerinfo: &exported.dockerinfo,
         inputs: &inputs,
-        services_api_key: args
-            .services_api_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty()),
+        services_api_key: http_json::given_key(args.services_api_key.as_deref()),
     };
     let id = api.submit(&submission, &deadline)?;
     eprintln!("submitted {} as workflow {id}", usecase.name);
