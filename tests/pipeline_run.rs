@@ -135,7 +135,7 @@ fn make_use_case(root: &Path) -> PathBuf {
 fn exec_cases(producer: &common::RunningService, consumer: &common::RunningService) {
     // A long method: execute answers running, then status, then output.
     let out = svcgen(&["exec", &producer.url(), "Produce"], &QUICK);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::describe(&out));
     let output: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(output["protocol"], "grpc");
     assert_eq!(output["uri"], producer.grpc.as_str());
@@ -156,7 +156,7 @@ fn exec_cases(producer: &common::RunningService, consumer: &common::RunningServi
         &["exec", &consumer.url(), "Consume", "--input", &input],
         &QUICK,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::describe(&out));
     let consumed: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(consumed["format"], "Consume");
     let expected = format!("Consume inputs: [grpc {} Produce {poll_id}]", producer.grpc);
@@ -216,7 +216,7 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
         ],
         &QUICK,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::describe(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(report["status"], "completed", "{report:#}");
     assert_eq!(report["error"], Value::Null);
@@ -262,7 +262,7 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
         ],
         &QUICK,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(report["status"], "failed");
     assert_eq!(report["tasks"][0]["status"], "failed");
@@ -292,7 +292,7 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
         ],
         &QUICK,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let text = common::stdout(&out);
     assert!(text.contains("pl_producer1:Produce"), "{text}");
     let err = last_line(&out);
@@ -312,7 +312,7 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
     );
     assert_failed(&out, 2, &["nope", "pl_producer"]);
     let out = svcgen(&["pipeline", "run", &dir, "--at", "pl_producer"], &QUICK);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::describe(&out));
 }
 
 /// `svcgen <args> <extra>` with no key from the environment.
@@ -330,8 +330,8 @@ fn svcgen(args: &[&str], extra: &[&str]) -> Output {
 /// Exit `code`, stdout empty, the last stderr line one `error: ` line
 /// holding every needle.
 fn assert_failed(out: &Output, code: i32, needles: &[&str]) {
-    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
-    assert!(out.stdout.is_empty(), "{}", describe(out));
+    assert_eq!(out.status.code(), Some(code), "{}", common::describe(out));
+    assert!(out.stdout.is_empty(), "{}", common::describe(out));
     let err = last_line(out);
     for needle in needles {
         assert!(err.contains(needle), "{needle:?} not in {err}");
@@ -342,8 +342,13 @@ fn assert_failed(out: &Output, code: i32, needles: &[&str]) {
 fn last_line(out: &Output) -> String {
     let err = common::stderr(out);
     let last = err.lines().last().unwrap_or("").to_string();
-    assert!(last.starts_with("error: "), "{}", describe(out));
-    assert_eq!(err.matches("error: ").count(), 1, "{}", describe(out));
+    assert!(last.starts_with("error: "), "{}", common::describe(out));
+    assert_eq!(
+        err.matches("error: ").count(),
+        1,
+        "{}",
+        common::describe(out)
+    );
     last
 }
 
@@ -356,13 +361,4 @@ fn assert_logged(service: &common::RunningService, line: &str) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("{line:?} not logged:\n{}", service.log().join("\n"));
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        common::stdout(out),
-        common::stderr(out)
-    )
 }

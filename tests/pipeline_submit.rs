@@ -103,15 +103,6 @@ fn submit(dir: &str, api: &str, extra: &[&str]) -> Output {
         .expect("run svcgen")
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        common::stdout(out),
-        common::stderr(out)
-    )
-}
-
 const INPUT: &str = r#"{"protocol": "s3", "uri": "s3://bucket/raw.csv", "format": "csv"}"#;
 
 #[test]
@@ -154,11 +145,11 @@ fn submit_posts_the_export_and_follows_the_workflow_to_completion() {
             INPUT,
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::describe(&out));
     assert!(
         common::stdout(&out).contains("wf-0123456789ab completed"),
         "{}",
-        describe(&out)
+        common::describe(&out)
     );
     let err = common::stderr(&out);
     for line in [
@@ -260,8 +251,8 @@ fn submit_exits_1_with_the_failing_tasks_error() {
         ),
     ]);
     let out = submit(&dir, &fake.url, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
+    assert!(out.stdout.is_empty(), "{}", common::describe(&out));
     let err = common::stderr(&out);
     let last = err.lines().last().unwrap_or("");
     for needle in [
@@ -291,11 +282,11 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
     // Nothing answers there.
     let closed = common::closed_loopback_url();
     let out = submit(&dir, &closed, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     assert!(
         common::stderr(&out).contains("cannot reach"),
         "{}",
-        describe(&out)
+        common::describe(&out)
     );
     // The orchestrator refuses the workflow: its detail, exit 1.
     let refusing = FakeHttp::start(|_| {
@@ -305,7 +296,7 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
         )
     });
     let out = submit(&dir, &refusing.url, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let err = common::stderr(&out);
     assert!(
         err.contains("/workflows: HTTP 400: Invalid blueprint: No start nodes found"),
@@ -314,7 +305,7 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
     // An answer without a workflow_id: one line naming the address.
     let odd = FakeHttp::start(|_| ("200 OK", json!({"status": "running"}).to_string()));
     let out = submit(&dir, &odd.url, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let err = common::stderr(&out);
     assert!(
         err.contains("/workflows: unexpected answer from the orchestrator"),
@@ -322,12 +313,12 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
     );
     // A malformed input or API address: usage, exit 2.
     let out = submit(&dir, &closed, &["--input", "{\"protocol\":"]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::describe(&out));
     let out = submit(&dir, "localhost:18000", &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::describe(&out));
     // https: said plainly, not in terms of how services are called.
     let out = submit(&dir, "https://orchestrator.example:18000", &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::describe(&out));
     let err = common::stderr(&out);
     assert!(err.contains("https is not supported"), "{err}");
     assert!(!err.contains("calls services"), "{err}");
@@ -341,11 +332,11 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
         .stdin(Stdio::null())
         .output()
         .expect("run svcgen");
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::describe(&out));
     assert!(
         common::stderr(&out).contains("0.001: at least 0.05 seconds"),
         "{}",
-        describe(&out)
+        common::describe(&out)
     );
     assert!(listening.requests().is_empty());
 }
@@ -362,7 +353,7 @@ fn a_blank_task_error_is_reported_as_no_error_given() {
         ]),
     )]);
     let out = submit(&dir, &fake.url, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let err = common::stderr(&out);
     let last = err.lines().last().unwrap_or("");
     assert!(
