@@ -178,16 +178,7 @@ fn without_at_each_node_is_called_at_its_ip_address_and_port() {
     let (alpha_port, beta_port) = (port(&alpha), port(&beta));
     let work = tempfile::tempdir().expect("temp dir");
     let dir = work.path().join("local_demo");
-    common::write(
-        &dir,
-        "services/alpha/proto/alpha.proto",
-        "syntax = \"proto3\";\npackage alpha;\n\nmessage MakeRequest {}\nmessage MakeResponse {\n  string text = 1;\n}\n\nservice Alpha {\n  rpc Make(MakeRequest) returns (MakeResponse);\n}\n",
-    );
-    common::write(
-        &dir,
-        "services/beta/proto/beta.proto",
-        "syntax = \"proto3\";\npackage beta;\n\nmessage MakeResponse {\n  string text = 1;\n}\nmessage TakeResponse {\n  string text = 1;\n}\n\nservice Beta {\n  rpc Take(MakeResponse) returns (TakeResponse);\n}\n",
-    );
+    common::write_alpha_beta_protos(&dir);
     // The fakes listen on 127.0.0.1; `localhost` resolves there too.
     let connections = json!({"pipeline": {"name": "local_demo",
         "service_mapping": {

@@ -61,16 +61,7 @@ fn task(id: &str, node_key: &str, status: &str, error: Option<&str>) -> Value {
 /// A two-node use case (alpha.Make feeds beta.Take), protos written by hand.
 fn use_case(root: &Path) -> String {
     let dir = root.join("sub_demo");
-    common::write(
-        &dir,
-        "services/alpha/proto/alpha.proto",
-        "syntax = \"proto3\";\npackage alpha;\n\nmessage MakeRequest {}\nmessage MakeResponse {\n  string text = 1;\n}\n\nservice Alpha {\n  rpc Make(MakeRequest) returns (MakeResponse);\n}\n",
-    );
-    common::write(
-        &dir,
-        "services/beta/proto/beta.proto",
-        "syntax = \"proto3\";\npackage beta;\n\nmessage MakeResponse {\n  string text = 1;\n}\nmessage TakeResponse {\n  string text = 1;\n}\n\nservice Beta {\n  rpc Take(MakeResponse) returns (TakeResponse);\n}\n",
-    );
+    common::write_alpha_beta_protos(&dir);
     common::write(
         &dir,
         "connections.json",

@@ -543,3 +543,18 @@ pub fn conformance_python() -> PathBuf {
     }
     python
 }
+
+/// The protos of a two-node use case under `dir`: `alpha.Make` returns the
+/// `MakeResponse` that `beta.Take` takes.
+pub fn write_alpha_beta_protos(dir: &Path) {
+    write(
+        dir,
+        "services/alpha/proto/alpha.proto",
+        "syntax = \"proto3\";\npackage alpha;\n\nmessage MakeRequest {}\nmessage MakeResponse {\n  string text = 1;\n}\n\nservice Alpha {\n  rpc Make(MakeRequest) returns (MakeResponse);\n}\n",
+    );
+    write(
+        dir,
+        "services/beta/proto/beta.proto",
+        "syntax = \"proto3\";\npackage beta;\n\nmessage MakeResponse {\n  string text = 1;\n}\nmessage TakeResponse {\n  string text = 1;\n}\n\nservice Beta {\n  rpc Take(MakeResponse) returns (TakeResponse);\n}\n",
+    );
+}
