@@ -23,8 +23,13 @@ const FETCH_PRODUCE: &str = "let result: crate::svcgen::upstreams::producer::pro
 /// side by side in `parent`; returns their roots.
 fn producer_and_consumer(parent: &Path) -> (PathBuf, PathBuf) {
     let producer = new_project(parent, "producer", &["--method", "Produce"]);
-    let consumer = new_project(parent, "consumer", &["--method", "Consume"]);
-    (producer, consumer)
+    (producer, new_consumer(parent))
+}
+
+/// `consumer` (`--method Consume`) in `parent`, the project these tests add
+/// upstreams to; returns its root.
+fn new_consumer(parent: &Path) -> PathBuf {
+    new_project(parent, "consumer", &["--method", "Consume"])
 }
 
 /// The producer's proto as seen from the consumer's root.
@@ -243,8 +248,8 @@ fn add_method_afterwards_keeps_the_upstream() {
 fn path_from_elsewhere_gives_the_same_project() {
     let work = tempfile::tempdir().expect("temp dir");
     let producer = new_project(work.path(), "producer", &["--method", "Produce"]);
-    let inside = new_project(&work.path().join("a"), "consumer", &["--method", "Consume"]);
-    let with_path = new_project(&work.path().join("b"), "consumer", &["--method", "Consume"]);
+    let inside = new_consumer(&work.path().join("a"));
+    let with_path = new_consumer(&work.path().join("b"));
 
     let out_inside = ok(
         &inside,
@@ -280,7 +285,7 @@ fn path_from_elsewhere_gives_the_same_project() {
     assert_owned_hashes_match(&with_path);
 
     // An absolute PROTO and --path work as well.
-    let third = new_project(&work.path().join("c"), "consumer", &["--method", "Consume"]);
+    let third = new_consumer(&work.path().join("c"));
     let proto = producer.join("proto/producer.proto");
     ok(
         &elsewhere,
@@ -348,7 +353,7 @@ const COMMON_DIR: &str = "../common/proto";
 fn a_python_producer_needs_include_for_its_common_imports() {
     let work = tempfile::tempdir().expect("temp dir");
     platform_producer(work.path());
-    let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
+    let consumer = new_consumer(work.path());
 
     // Its import is not beside it: refused, naming the file and the flag.
     for args in [
@@ -429,7 +434,7 @@ fn a_python_producer_needs_include_for_its_common_imports() {
 fn name_chooses_the_folder_and_the_module() {
     let work = tempfile::tempdir().expect("temp dir");
     platform_producer(work.path());
-    let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
+    let consumer = new_consumer(work.path());
     // From the consumer's parent: PROTO and --include relative to it.
     ok(
         work.path(),
@@ -478,7 +483,7 @@ fn upstream_proto(parent: &Path, file: &str, text: &str) -> String {
 #[test]
 fn refuses_a_proto_that_does_not_compile_or_serves_nothing() {
     let work = tempfile::tempdir().expect("temp dir");
-    let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
+    let consumer = new_consumer(work.path());
 
     let broken = upstream_proto(
         work.path(),
@@ -522,7 +527,7 @@ fn refuses_a_proto_that_does_not_compile_or_serves_nothing() {
 #[test]
 fn several_services_need_service() {
     let work = tempfile::tempdir().expect("temp dir");
-    let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
+    let consumer = new_consumer(work.path());
     let two = upstream_proto(
         work.path(),
         "two.proto",
@@ -570,7 +575,7 @@ fn several_services_need_service() {
 #[test]
 fn refuses_a_message_with_the_qualified_name_of_one_of_the_projects_own() {
     let work = tempfile::tempdir().expect("temp dir");
-    let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
+    let consumer = new_consumer(work.path());
     let clash = upstream_proto(
         work.path(),
         "clash.proto",
@@ -782,7 +787,7 @@ fn refuses_an_existing_upstream_folder() {
 #[test]
 fn refuses_an_upstream_service_with_the_projects_own_qualified_name() {
     let work = tempfile::tempdir().expect("temp dir");
-    let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
+    let consumer = new_consumer(work.path());
     let same = upstream_proto(
         work.path(),
         "same_service.proto",
@@ -803,7 +808,7 @@ fn refuses_an_upstream_service_with_the_projects_own_qualified_name() {
 #[test]
 fn a_well_known_response_type_is_not_put_under_the_upstreams_module() {
     let work = tempfile::tempdir().expect("temp dir");
-    let consumer = new_project(work.path(), "consumer", &["--method", "Consume"]);
+    let consumer = new_consumer(work.path());
     let wk = upstream_proto(
         work.path(),
         "wk.proto",
