@@ -211,18 +211,15 @@ impl Config {
                 .unwrap_or(defaults.max_request_bytes),
             max_body_bytes: positive(&get, "CONTROL_MAX_BODY_BYTES", BYTES)?
                 .unwrap_or(defaults.max_body_bytes),
-            quick_deadline: positive(&get, "QUICK_METHOD_TIMEOUT_SECS", SECONDS)?
-                .map(Duration::from_secs)
+            quick_deadline: seconds(&get, "QUICK_METHOD_TIMEOUT_SECS")?
                 .unwrap_or(defaults.quick_deadline),
-            task_retention: positive(&get, "TASK_RETENTION_SECS", SECONDS)?
-                .map(Duration::from_secs)
+            task_retention: seconds(&get, "TASK_RETENTION_SECS")?
                 .unwrap_or(defaults.task_retention),
             max_running_tasks: positive(&get, "MAX_RUNNING_TASKS", TASKS)?
                 .unwrap_or(defaults.max_running_tasks),
             max_result_store_bytes: positive(&get, "MAX_RESULT_STORE_BYTES", BYTES)?
                 .unwrap_or(defaults.max_result_store_bytes),
-            upstream_timeout: positive(&get, "UPSTREAM_TIMEOUT_SECS", SECONDS)?
-                .map(Duration::from_secs)
+            upstream_timeout: seconds(&get, "UPSTREAM_TIMEOUT_SECS")?
                 .unwrap_or(defaults.upstream_timeout),
             upstream_streaming: switch(&get, "UPSTREAM_STREAMING")?
                 .unwrap_or(defaults.upstream_streaming),
