@@ -471,34 +471,13 @@ impl TaskStore {
             });
         }
         let task = inner.tasks.get(task_id)?;
-        let (status, progress, message, error) = match &task.state {
-            State::Running { progress, .. } => (
-                TaskStatus::Running,
-                progress.get(),
-                progress.message(),
-                None,
-            ),
-            State::Complete { message, .. } => (TaskStatus::Complete, 100, message.clone(), None),
-            State::Latest(_) => (TaskStatus::Complete, 100, None, None),
-            State::Failed {
-                error,
-                progress,
-                message,
-                ..
-            } => (
-                TaskStatus::Failed,
-                *progress,
-                message.clone(),
-                Some(error.clone()),
-            ),
-        };
         Some(TaskView {
             method: task.method.clone(),
             rpc: task.rpc.clone(),
-            status,
-            progress,
-            message,
-            error,
+            status: task.state.status(),
+            progress: task.state.progress(),
+            message: task.state.message(),
+            error: task.state.error().map(str::to_string),
             expired: false,
         })
     }
@@ -775,6 +754,23 @@ impl State {
             State::Running { progress, .. } => progress.get(),
             State::Complete { .. } | State::Latest(_) => 100,
             State::Failed { progress, .. } => *progress,
+        }
+    }
+
+    /// The handler's last progress message.
+    fn message(&self) -> Option<String> {
+        match self {
+            State::Running { progress, .. } => progress.message(),
+            State::Complete { message, .. } | State::Failed { message, .. } => message.clone(),
+            State::Latest(_) => None,
+        }
+    }
+
+    /// Why the task failed.
+    fn error(&self) -> Option<&str> {
+        match self {
+            State::Failed { error, .. } => Some(error),
+            State::Running { .. } | State::Complete { .. } | State::Latest(_) => None,
         }
     }
 
