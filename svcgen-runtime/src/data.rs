@@ -27,7 +27,7 @@ use tonic::body::Body;
 use tonic::codegen::{http, Body as HttpBody, BoxFuture, Service, StdError};
 use tonic::Status;
 
-use crate::frames::{read_request, Answer};
+use crate::frames::{read_request, respond, Answer};
 use crate::tasks::{Finished, Lookup, TaskStore};
 use crate::GET_LAST_RESULT;
 
@@ -106,15 +106,9 @@ where
         let rpc = request.uri().path().rsplit('/').next().unwrap_or_default();
         let Some(wanted) = Wanted::find(&self.rpcs, rpc) else {
             let status = Status::unimplemented(format!("this service has no rpc {rpc:?}"));
-            return Box::pin(ready(Ok(status.into_http())));
+            return respond(ready(Err(status)));
         };
-        let service = self.clone();
-        Box::pin(async move {
-            Ok(match service.answer(wanted, request).await {
-                Ok(answer) => answer.into_response(),
-                Err(status) => status.into_http(),
-            })
-        })
+        respond(self.clone().answer(wanted, request))
     }
 }
 

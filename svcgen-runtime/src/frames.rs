@@ -13,6 +13,8 @@
 //! like tonic, it reads the request to its end before the answer starts.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
@@ -20,7 +22,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 use tonic::body::Body;
-use tonic::codegen::{http, Body as HttpBody, StdError};
+use tonic::codegen::{http, Body as HttpBody, BoxFuture, StdError};
 use tonic::Status;
 
 /// The prefix of every gRPC message: a compression flag and the length.
@@ -79,6 +81,20 @@ fn prefix(received: &[u8]) -> Option<(bool, usize)> {
     let prefix: &[u8; PREFIX_BYTES] = received.get(..PREFIX_BYTES)?.try_into().ok()?;
     let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
     Some((prefix[0] != 0, len as usize))
+}
+
+/// What a call of the data port's services gets: the messages of
+/// `answer`, or its error status alone (`Service::call` of `data` and
+/// `stream`).
+pub(crate) fn respond(
+    answer: impl Future<Output = Result<Answer, Status>> + Send + 'static,
+) -> BoxFuture<http::Response<Body>, Infallible> {
+    Box::pin(async move {
+        Ok(match answer.await {
+            Ok(answer) => answer.into_response(),
+            Err(status) => status.into_http(),
+        })
+    })
 }
 
 /// The body of a successful answer: its messages, then `grpc-status: 0`.

@@ -60,7 +60,7 @@ use tonic::codegen::{http, Body as HttpBody, BoxFuture, Service, StdError};
 use tonic::Status;
 
 use crate::data::{requested_task_id, Reply, Wanted};
-use crate::frames::{read_request, Answer};
+use crate::frames::{read_request, respond, Answer};
 use crate::tasks::TaskStore;
 
 /// The name of the runtime's own service, for `concat!`.
@@ -182,15 +182,9 @@ where
         if request.uri().path() != FETCH_PATH {
             let path = request.uri().path();
             let status = Status::unimplemented(format!("{SERVICE} has no rpc {path:?}"));
-            return Box::pin(ready(Ok(status.into_http())));
+            return respond(ready(Err(status)));
         }
-        let results = self.clone();
-        Box::pin(async move {
-            Ok(match results.answer(request).await {
-                Ok(answer) => answer.into_response(),
-                Err(status) => status.into_http(),
-            })
-        })
+        respond(self.clone().answer(request))
     }
 }
 
