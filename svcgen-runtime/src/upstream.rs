@@ -231,7 +231,7 @@ impl Upstreams {
             () = cancel.cancelled() => {
                 return Err(HandlerError::new(format!("task was cancelled while {what}")));
             }
-            answer = self.answer(&call, &address, &route, path) => {
+            answer = self.answer(&call, &address, &route, &rpc, path) => {
                 answer.map_err(|failure| self.report(failure, &what))?
             }
         };
@@ -245,15 +245,17 @@ impl Upstreams {
             .map_err(|err| HandlerError::new(format!("{what}: decoding a {wanted}: {err}")))
     }
 
-    /// The encoded answer of `route`'s rpc: streamed when streaming is on,
-    /// the route is a method's rpc and the address is not known to lack
-    /// the streaming rpc; else, or when the upstream answers the streaming
-    /// rpc with `UNIMPLEMENTED`, from the unary rpc.
+    /// The encoded answer of `route`'s rpc (`rpc`, at `path`: see
+    /// [`Route::rpc`]): streamed when streaming is on, the route is a
+    /// method's rpc and the address is not known to lack the streaming
+    /// rpc; else, or when the upstream answers the streaming rpc with
+    /// `UNIMPLEMENTED`, from the unary rpc.
     async fn answer(
         &self,
         call: &Call<'_>,
         address: &str,
         route: &Route,
+        rpc: &str,
         path: PathAndQuery,
     ) -> Result<Bytes, Failure> {
         let unary = |watched| {
@@ -267,7 +269,9 @@ impl Upstreams {
         if !(self.streaming && matches!(route, Route::Rpc { .. }) && self.streams(address)) {
             return self.call(call, unary).await;
         }
-        let request = FetchRequest { rpc: route.rpc() };
+        let request = FetchRequest {
+            rpc: rpc.to_string(),
+        };
         let streamed = self
             .call(call, |watched| {
                 streamed(
