@@ -185,10 +185,10 @@ fn output(value: Option<Value>, url: &str) -> anyhow::Result<Option<DataReferenc
 
 /// Checks a service address given on the command line: `http://host:port`.
 pub fn check_base_url(url: &str) -> anyhow::Result<()> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        anyhow!("{url}: a service address must start with http:// (plain HTTP, as the orchestrator calls services)")
-    })?;
-    if rest.trim_matches('/').is_empty() || rest.contains(char::is_whitespace) {
+    if !url.starts_with("http://") {
+        bail!("{url}: a service address must start with http:// (plain HTTP, as the orchestrator calls services)");
+    }
+    if !http_json::is_plain_http(url) {
         bail!("{url}: a service address must be http://HOST:PORT");
     }
     Ok(())

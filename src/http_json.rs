@@ -82,6 +82,14 @@ impl JsonHttp {
     }
 }
 
+/// Whether `url` is `http://HOST[:PORT][/...]` without blanks: the only
+/// kind of address svcgen calls (plain HTTP, as the orchestrator does).
+pub fn is_plain_http(url: &str) -> bool {
+    url.strip_prefix("http://").is_some_and(|rest| {
+        !rest.trim_matches('/').is_empty() && !rest.contains(char::is_whitespace)
+    })
+}
+
 /// A key as given (a flag or an environment variable), trimmed; none when blank.
 pub fn given_key(key: Option<&str>) -> Option<&str> {
     key.map(str::trim).filter(|k| !k.is_empty())

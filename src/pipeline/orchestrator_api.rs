@@ -3,7 +3,7 @@
 //! `GET /workflows/{id}` and `GET /workflows/{id}/tasks`, with the
 //! orchestrator's own key (`ORCHESTRATOR_API_KEY`) as a bearer token.
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -130,10 +130,7 @@ pub fn check_api_url(url: &str) -> anyhow::Result<()> {
     if url.starts_with("https://") {
         bail!("{url}: https is not supported; svcgen talks to the orchestrator's API over plain HTTP (e.g. http://localhost:18000, or an SSH tunnel to it)");
     }
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        anyhow!("{url}: the orchestrator's API address must be http://HOST:PORT, e.g. http://localhost:18000")
-    })?;
-    if rest.trim_matches('/').is_empty() || rest.contains(char::is_whitespace) {
+    if !http_json::is_plain_http(url) {
         bail!("{url}: the orchestrator's API address must be http://HOST:PORT, e.g. http://localhost:18000");
     }
     Ok(())
