@@ -125,8 +125,7 @@ impl<'a> ControlClient<'a> {
     ) -> anyhow::Result<Started> {
         let url = format!("{}/control/execute", self.base);
         let body = serde_json::to_value(request).context("encoding the execute request")?;
-        let answer: ExecuteAnswer =
-            http_json::decode(self.http.post(&url, &body, deadline)?, &url, CONTRACT)?;
+        let answer: ExecuteAnswer = self.http.post(&url, &body, CONTRACT, deadline)?;
         // Checked whatever the status, as the orchestrator's model does.
         let output = output(answer.output, &url)?;
         match answer.status {
@@ -146,8 +145,7 @@ impl<'a> ControlClient<'a> {
     /// A running task's status.
     pub fn status(&self, poll_id: &str, deadline: &Deadline) -> anyhow::Result<Status> {
         let url = format!("{}/control/status/{poll_id}", self.base);
-        let answer: StatusAnswer =
-            http_json::decode(self.http.get(&url, deadline)?, &url, CONTRACT)?;
+        let answer: StatusAnswer = self.http.get(&url, CONTRACT, deadline)?;
         let progress = match answer.progress {
             None | Some(Value::Null) => None,
             Some(value) => Some(
@@ -166,8 +164,7 @@ impl<'a> ControlClient<'a> {
     /// A complete task's output reference.
     pub fn output(&self, poll_id: &str, deadline: &Deadline) -> anyhow::Result<DataReference> {
         let url = format!("{}/control/output/{poll_id}", self.base);
-        let answer: OutputAnswer =
-            http_json::decode(self.http.get(&url, deadline)?, &url, CONTRACT)?;
+        let answer: OutputAnswer = self.http.get(&url, CONTRACT, deadline)?;
         output(Some(answer.output), &url)?
             .ok_or_else(|| anyhow!("{url}: the answer's output is null"))
     }

@@ -37,14 +37,26 @@ impl JsonHttp {
         }
     }
 
-    /// `GET url`, its answer parsed.
-    pub fn get(&self, url: &str, deadline: &Deadline) -> anyhow::Result<Value> {
-        self.call(url, None, deadline)
+    /// `GET url`, its answer read as `T` (else an error naming `rule`, see [`decode`]).
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        rule: &str,
+        deadline: &Deadline,
+    ) -> anyhow::Result<T> {
+        decode(self.call(url, None, deadline)?, url, rule)
     }
 
-    /// `POST url` with a JSON body, its answer parsed.
-    pub fn post(&self, url: &str, body: &Value, deadline: &Deadline) -> anyhow::Result<Value> {
-        self.call(url, Some(body), deadline)
+    /// `POST url` with a JSON body, its answer read as `T` (else an error
+    /// naming `rule`, see [`decode`]).
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &Value,
+        rule: &str,
+        deadline: &Deadline,
+    ) -> anyhow::Result<T> {
+        decode(self.call(url, Some(body), deadline)?, url, rule)
     }
 
     /// One request with the bearer key, if any, and the request limit: a
@@ -97,7 +109,7 @@ pub fn given_key(key: Option<&str>) -> Option<&str> {
 
 /// The answer as `T`, or one line naming the address and the rule it
 /// breaks (`rule`, e.g. "the answer does not follow the control contract").
-pub fn decode<T: DeserializeOwned>(answer: Value, url: &str, rule: &str) -> anyhow::Result<T> {
+fn decode<T: DeserializeOwned>(answer: Value, url: &str, rule: &str) -> anyhow::Result<T> {
     serde_json::from_value(answer).with_context(|| format!("{url}: {rule}"))
 }
 

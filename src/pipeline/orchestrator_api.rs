@@ -102,8 +102,7 @@ impl OrchestratorApi {
     ) -> anyhow::Result<String> {
         let url = format!("{}/workflows", self.base);
         let body = serde_json::to_value(submission).context("encoding the workflow")?;
-        let answer: Submitted =
-            http_json::decode(self.http.post(&url, &body, deadline)?, &url, UNEXPECTED)?;
+        let answer: Submitted = self.http.post(&url, &body, UNEXPECTED, deadline)?;
         if answer.workflow_id.trim().is_empty() {
             bail!("{url}: the answer's workflow_id is blank");
         }
@@ -113,13 +112,13 @@ impl OrchestratorApi {
     /// A workflow's state.
     pub fn workflow(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Workflow> {
         let url = format!("{}/workflows/{id}", self.base);
-        http_json::decode(self.http.get(&url, deadline)?, &url, UNEXPECTED)
+        self.http.get(&url, UNEXPECTED, deadline)
     }
 
     /// A workflow's tasks.
     pub fn tasks(&self, id: &str, deadline: &Deadline) -> anyhow::Result<Vec<TaskInfo>> {
         let url = format!("{}/workflows/{id}/tasks", self.base);
-        let list: TaskList = http_json::decode(self.http.get(&url, deadline)?, &url, UNEXPECTED)?;
+        let list: TaskList = self.http.get(&url, UNEXPECTED, deadline)?;
         Ok(list.tasks)
     }
 }
