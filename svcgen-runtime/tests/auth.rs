@@ -6,12 +6,12 @@
 
 mod common;
 
+use common::client::fetch_as;
 use common::{stream_as, Fixture, Harness, LastResult, ProduceResponse, CHAIN_PROBE, PROBE, RPC};
 use hyper::{Method, StatusCode};
 use serde_json::json;
-use svcgen_runtime::testing::{poll_id, with_task_id, TestService, WAIT};
+use svcgen_runtime::testing::{poll_id, TestService};
 use svcgen_runtime::{run_with, Config, Definition};
-use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -42,21 +42,7 @@ async fn unary<M>(
 where
     M: prost::Message + Default + Send + 'static,
 {
-    let mut grpc = tonic::client::Grpc::new(service.channel().await);
-    grpc.ready()
-        .await
-        .map_err(|err| Status::unavailable(err.to_string()))?;
-    let mut request = with_task_id((), poll_id);
-    if let Some(authorization) = authorization {
-        let value = authorization.parse().expect("printable ASCII");
-        request.metadata_mut().insert("authorization", value);
-    }
-    let path = PathAndQuery::try_from(format!("/{}/{rpc}", Fixture::GRPC_SERVICE)).expect("path");
-    let codec = tonic_prost::ProstCodec::<(), M>::default();
-    tokio::time::timeout(WAIT, grpc.unary(request, path, codec))
-        .await
-        .unwrap_or_else(|_| panic!("{rpc} did not answer within {WAIT:?}"))
-        .map(tonic::Response::into_inner)
+    fetch_as(&service.channel().await, rpc, poll_id, authorization).await
 }
 
 /// The codes of `Produce`, `GetLastResult` and the streaming rpc for the

@@ -128,14 +128,33 @@ pub async fn fetch<M>(channel: &Channel, rpc: &str, poll_id: &str) -> Result<M, 
 where
     M: prost::Message + Default + Send + 'static,
 {
+    fetch_as(channel, rpc, poll_id, None).await
+}
+
+/// [`fetch`], with the metadata `authorization: <authorization>` when it
+/// is given.
+pub async fn fetch_as<M>(
+    channel: &Channel,
+    rpc: &str,
+    poll_id: &str,
+    authorization: Option<&str>,
+) -> Result<M, tonic::Status>
+where
+    M: prost::Message + Default + Send + 'static,
+{
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready()
         .await
         .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+    let mut request = with_task_id((), poll_id);
+    if let Some(authorization) = authorization {
+        let value = authorization.parse().expect("printable ASCII");
+        request.metadata_mut().insert("authorization", value);
+    }
     let path = format!("/{}/{rpc}", Fixture::GRPC_SERVICE);
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).expect("a path");
     let codec = tonic_prost::ProstCodec::<(), M>::default();
-    let call = grpc.unary(with_task_id((), poll_id), path, codec);
+    let call = grpc.unary(request, path, codec);
     tokio::time::timeout(WAIT, call)
         .await
         .unwrap_or_else(|_| panic!("{rpc} did not answer within {WAIT:?}"))
