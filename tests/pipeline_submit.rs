@@ -58,6 +58,20 @@ fn task(id: &str, node_key: &str, status: &str, error: Option<&str>) -> Value {
            "error": error, "input_refs": [], "output_refs": []})
 }
 
+/// One look at the two tasks' workflow (as the script plays it): the
+/// workflow's status, then alpha1:Make's and beta1:Take's status and error.
+fn look(
+    workflow: &'static str,
+    (alpha, alpha_error): (&str, Option<&str>),
+    (beta, beta_error): (&str, Option<&str>),
+) -> (&'static str, Value) {
+    let tasks = json!([
+        task("task_aaaaaaaa", "alpha1:Make", alpha, alpha_error),
+        task("task_bbbbbbbb", "beta1:Take", beta, beta_error)
+    ]);
+    (workflow, tasks)
+}
+
 /// A two-node use case (alpha.Make feeds beta.Take), protos written by hand.
 fn use_case(root: &Path) -> String {
     let dir = root.join("sub_demo");
@@ -100,29 +114,10 @@ const INPUT: &str = r#"{"protocol": "s3", "uri": "s3://bucket/raw.csv", "format"
 fn submit_posts_the_export_and_follows_the_workflow_to_completion() {
     let work = tempfile::tempdir().expect("temp dir");
     let dir = use_case(work.path());
-    let (a, b) = ("task_aaaaaaaa", "task_bbbbbbbb");
     let fake = fake_orchestrator(vec![
-        (
-            "running",
-            json!([
-                task(a, "alpha1:Make", "running", None),
-                task(b, "beta1:Take", "pending", None)
-            ]),
-        ),
-        (
-            "running",
-            json!([
-                task(a, "alpha1:Make", "completed", None),
-                task(b, "beta1:Take", "running", None)
-            ]),
-        ),
-        (
-            "completed",
-            json!([
-                task(a, "alpha1:Make", "completed", None),
-                task(b, "beta1:Take", "completed", None)
-            ]),
-        ),
+        look("running", ("running", None), ("pending", None)),
+        look("running", ("completed", None), ("running", None)),
+        look("completed", ("completed", None), ("completed", None)),
     ]);
     let out = submit(
         &dir,
@@ -224,21 +219,12 @@ fn assert_orchestrator_accepts(body: &Value) {
 fn submit_exits_1_with_the_failing_tasks_error() {
     let work = tempfile::tempdir().expect("temp dir");
     let dir = use_case(work.path());
-    let (a, b) = ("task_aaaaaaaa", "task_bbbbbbbb");
     let fake = fake_orchestrator(vec![
-        (
-            "running",
-            json!([
-                task(a, "alpha1:Make", "running", None),
-                task(b, "beta1:Take", "pending", None)
-            ]),
-        ),
-        (
+        look("running", ("running", None), ("pending", None)),
+        look(
             "failed",
-            json!([
-                task(a, "alpha1:Make", "completed", None),
-                task(b, "beta1:Take", "failed", Some("HTTP 500: disk full"))
-            ]),
+            ("completed", None),
+            ("failed", Some("HTTP 500: disk full")),
         ),
     ]);
     let out = submit(&dir, &fake.url, &[]);
@@ -336,12 +322,10 @@ fn submit_reports_the_orchestrators_refusal_and_bad_usage() {
 fn a_blank_task_error_is_reported_as_no_error_given() {
     let work = tempfile::tempdir().expect("temp dir");
     let dir = use_case(work.path());
-    let fake = fake_orchestrator(vec![(
+    let fake = fake_orchestrator(vec![look(
         "failed",
-        json!([
-            task("task_aaaaaaaa", "alpha1:Make", "failed", Some("")),
-            task("task_bbbbbbbb", "beta1:Take", "pending", None)
-        ]),
+        ("failed", Some("")),
+        ("pending", None),
     )]);
     let out = submit(&dir, &fake.url, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
