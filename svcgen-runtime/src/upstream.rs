@@ -515,10 +515,7 @@ async fn unary(
     metadata: MetadataMap,
     max_message_bytes: usize,
 ) -> Result<Bytes, Status> {
-    let mut grpc = tonic::client::Grpc::new(watched).max_decoding_message_size(max_message_bytes);
-    grpc.ready()
-        .await
-        .map_err(|err| Status::unavailable(with_root_cause(err.to_string(), &err)))?;
+    let mut grpc = ready(watched, max_message_bytes).await?;
     let request = tonic::Request::from_parts(metadata, Default::default(), ());
     grpc.unary(request, path, RawCodec)
         .await
@@ -533,17 +530,26 @@ async fn streamed(
     metadata: MetadataMap,
     max_result_bytes: usize,
 ) -> Result<Bytes, Status> {
-    let mut grpc = tonic::client::Grpc::new(watched)
-        .max_decoding_message_size(stream::MAX_PIECE_MESSAGE_BYTES);
-    grpc.ready()
-        .await
-        .map_err(|err| Status::unavailable(with_root_cause(err.to_string(), &err)))?;
+    let mut grpc = ready(watched, stream::MAX_PIECE_MESSAGE_BYTES).await?;
     let request = tonic::Request::from_parts(metadata, Default::default(), request);
     let pieces = grpc
         .server_streaming(request, stream::fetch_path(), FetchCodec)
         .await?
         .into_inner();
     stream::assemble(pieces, max_result_bytes).await
+}
+
+/// A client of `watched` that reads messages of up to `max_message_bytes`,
+/// once its channel is ready (`UNAVAILABLE` when it cannot connect).
+async fn ready(
+    watched: Watched,
+    max_message_bytes: usize,
+) -> Result<tonic::client::Grpc<Watched>, Status> {
+    let mut grpc = tonic::client::Grpc::new(watched).max_decoding_message_size(max_message_bytes);
+    grpc.ready()
+        .await
+        .map_err(|err| Status::unavailable(with_root_cause(err.to_string(), &err)))?;
+    Ok(grpc)
 }
 
 /// How much of the answer of one attempt has arrived, and when it last
