@@ -41,7 +41,7 @@ pub fn run(args: AddUpstreamArgs) -> Result<String> {
         files: proto.files.iter().map(|(path, _)| path.clone()).collect(),
     };
     let spec = extended_spec(&project, upstream)?;
-    check_no_clash(&project, &spec, &proto)?;
+    check_no_clash(&project, &spec, &name, &proto)?;
 
     let steps = plan(&project, &spec, &name, &proto)?;
     if args.dry_run {
@@ -95,13 +95,17 @@ fn extended_spec(project: &Project, upstream: UpstreamSpec) -> Result<ServiceSpe
     ServiceSpec::new(input).map_err(|err| anyhow!("cannot add upstream `{name}`: {err}"))
 }
 
-/// Refuses an upstream whose messages would clash with this project's own
-/// (same qualified name: `ctx.fetch` finds rpcs by their response type) or
-/// whose folder is already taken.
-fn check_no_clash(project: &Project, spec: &ServiceSpec, proto: &UpstreamProto) -> Result<()> {
+/// Refuses the upstream `name` when its messages would clash with this
+/// project's own (same qualified name: `ctx.fetch` finds rpcs by their
+/// response type) or its folder is already taken.
+fn check_no_clash(
+    project: &Project,
+    spec: &ServiceSpec,
+    name: &str,
+    proto: &UpstreamProto,
+) -> Result<()> {
     let own = layout::proto_path(spec);
-    let own_path = project.root.join(&own);
-    let own_proto = upstream_proto::messages_of(&own_path)
+    let own_proto = upstream_proto::messages_of(&project.root.join(&own))
         .with_context(|| format!("reading this project's own {own}"))?;
     let own_service = format!("{}.{}", spec.proto_package, spec.proto_service);
     if proto.service == own_service {
@@ -114,10 +118,7 @@ fn check_no_clash(project: &Project, spec: &ServiceSpec, proto: &UpstreamProto) 
             "the upstream's message {clash} has the same qualified name as one of this project's own in {own}; the two protos must use different packages"
         );
     }
-    let Some(upstream) = spec.upstreams.last() else {
-        bail!("internal error: the new upstream is missing from the spec");
-    };
-    let dir = layout::upstream_dir(&upstream.name);
+    let dir = layout::upstream_dir(name);
     if write::exists(&project.root, &dir) {
         bail!("{dir} already exists; move it away, or pick another name with --name");
     }
