@@ -8,11 +8,10 @@
 
 mod common;
 
-use common::{ok, read, refused, svcgen, tree, write};
+use common::{assert_orchestrator_accepts, ok, read, refused, svcgen, tree, write};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -139,33 +138,6 @@ fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
             (entry.name().expect("a UTF-8 name").to_string(), bytes)
         })
         .collect()
-}
-
-// ------------------------------------------------------ python checkers
-
-fn run_python(script: &str, arg: &Path) -> std::process::Output {
-    Command::new(common::conformance_python())
-        .arg(
-            Path::new(MANIFEST_DIR)
-                .join("tests/conformance")
-                .join(script),
-        )
-        .arg(arg)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run python")
-}
-
-/// blueprint_check.py on an export folder: the orchestrator accepts it.
-fn assert_orchestrator_accepts(export: &Path) {
-    let output = run_python("blueprint_check.py", export);
-    let report = common::stdout(&output);
-    assert!(
-        output.status.success() && report.starts_with("ok: "),
-        "blueprint_check.py refused {}: {report}{}",
-        export.display(),
-        common::stderr(&output)
-    );
 }
 
 // ------------------------------------------------------ two generated services
@@ -839,7 +811,7 @@ fn compose_runs_every_node_on_the_platform_network() {
         at("producer") < at("consumer") && at("consumer") < at("scorer.internal"),
         "{text}"
     );
-    let parsed = run_python("yaml_to_json.py", &uc.join("docker-compose.yml"));
+    let parsed = common::run_conformance_script("yaml_to_json.py", &uc.join("docker-compose.yml"));
     assert!(parsed.status.success(), "{}", common::stderr(&parsed));
     let compose: Value = serde_json::from_slice(&parsed.stdout).expect("JSON");
     let service = |name: &str, dir: &str, http: (u16, u16), grpc: (u16, u16)| {

@@ -558,3 +558,31 @@ pub fn write_alpha_beta_protos(dir: &Path) {
         "syntax = \"proto3\";\npackage beta;\n\nmessage MakeResponse {\n  string text = 1;\n}\nmessage TakeResponse {\n  string text = 1;\n}\n\nservice Beta {\n  rpc Take(MakeResponse) returns (TakeResponse);\n}\n",
     );
 }
+
+/// Runs tests/conformance/`script` on `arg` with [`conformance_python`].
+pub fn run_conformance_script(script: &str, arg: &Path) -> Output {
+    Command::new(conformance_python())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/conformance")
+                .join(script),
+        )
+        .arg(arg)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python")
+}
+
+/// blueprint_check.py (the orchestrator's models, extra keys forbidden, and
+/// its graph rules) on a folder with blueprint.json and dockerinfo.json:
+/// the orchestrator accepts them.
+pub fn assert_orchestrator_accepts(export: &Path) {
+    let output = run_conformance_script("blueprint_check.py", export);
+    let report = stdout(&output);
+    assert!(
+        output.status.success() && report.starts_with("ok: "),
+        "blueprint_check.py refused {}: {report}{}",
+        export.display(),
+        stderr(&output)
+    );
+}
