@@ -158,9 +158,14 @@ pub async fn startup(binary: &Path, env: &[(String, String)], runs: usize) -> Re
     })
 }
 
-/// RSS of a service left alone for a second: the median of ten reads.
+/// RSS of a service left alone for a second: see [`settled_rss`].
 fn idle_rss(service: &Service) -> Result<u64> {
     std::thread::sleep(Duration::from_secs(1));
+    settled_rss(service)
+}
+
+/// RSS of `service` now: the median of ten reads 50 ms apart.
+fn settled_rss(service: &Service) -> Result<u64> {
     procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))
 }
 
@@ -398,7 +403,7 @@ pub async fn short_tasks(
     let outcomes = tasks::outcomes(service.http, &submitted.ids, scale.task_connections).await?;
     let settle_at = done + Duration::from_secs(2);
     tokio::time::sleep_until(settle_at.into()).await;
-    let settled = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+    let settled = settled_rss(&service)?;
     let settled_mappings = procfs::largest_mappings(service.pid(), MAPPINGS_SHOWN)?;
     let retention = Duration::from_secs(scale.retention_secs);
     let all_kept = submitted.first_sent.elapsed() < retention;
@@ -416,11 +421,11 @@ pub async fn short_tasks(
     let evicted = conn.get(&format!("/control/status/{first}")).await?.status == 404;
     drop(conn);
     std::thread::sleep(Duration::from_secs(1));
-    let evicted_rss = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+    let evicted_rss = settled_rss(&service)?;
     let evicted_mappings = procfs::largest_mappings(service.pid(), MAPPINGS_SHOWN)?;
     let (trimmed_rss, trimmed_mappings) = if scale.malloc_trim_probe {
         malloc_trim(service.pid())?;
-        let rss = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+        let rss = settled_rss(&service)?;
         let mappings = procfs::largest_mappings(service.pid(), MAPPINGS_SHOWN)?;
         (Some(rss), mappings)
     } else {
@@ -524,15 +529,11 @@ pub async fn big_bodies(
     let done = tasks::wait_none_running(service.http, Duration::from_millis(20), limit).await?;
     let outcomes = tasks::outcomes(service.http, &submitted.ids, 4).await?;
     tokio::time::sleep_until((done + Duration::from_secs(2)).into()).await;
-    let settled = procfs::settled_rss(service.pid(), 10, Duration::from_millis(50))?;
+    let settled = settled_rss(&service)?;
     let peak = sampler.peak();
     let trimmed = if scale.malloc_trim_probe {
         malloc_trim(service.pid())?;
-        Some(procfs::settled_rss(
-            service.pid(),
-            10,
-            Duration::from_millis(50),
-        )?)
+        Some(settled_rss(&service)?)
     } else {
         None
     };
