@@ -56,7 +56,7 @@ pub struct Endpoints {
 impl Endpoints {
     /// The addresses in `dockerinfo`, overridden by `at`.
     pub fn new(dockerinfo: &Value, usecase: &UseCase, at: &[At]) -> anyhow::Result<Endpoints> {
-        let info: DockerInfo = serde_json::from_value(dockerinfo.clone())
+        let info = DockerInfo::deserialize(dockerinfo)
             .context("dockerinfo has no readable docker_info_list")?;
         let mut by_container = BTreeMap::new();
         for entry in &info.docker_info_list {

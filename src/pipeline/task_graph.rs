@@ -72,8 +72,8 @@ pub struct TaskGraph {
 impl TaskGraph {
     /// Reads and checks the graph of `blueprint`.
     pub fn from_blueprint(blueprint: &Value) -> anyhow::Result<TaskGraph> {
-        let blueprint: Blueprint = serde_json::from_value(blueprint.clone())
-            .context("the blueprint has no readable nodes")?;
+        let blueprint =
+            Blueprint::deserialize(blueprint).context("the blueprint has no readable nodes")?;
         let mut tasks = Vec::new();
         let mut index = HashMap::new();
         for node in &blueprint.nodes {
