@@ -255,7 +255,7 @@ fn run(cli: &Cli) -> Result<Report> {
         step("cold debug build of a new project (fresh target dir)");
         let result = project::time_cold_build(&svcgen);
         report.builds.cold_debug_build_secs =
-            record(&mut report.errors, "cold build", result).map(|(cold, _)| cold.as_secs_f64());
+            record(&mut report.errors, "cold build", result).map(|d| d.as_secs_f64());
     }
     drop(runtime);
     report.machine.loadavg_end = report::loadavg();
