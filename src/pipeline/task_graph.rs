@@ -58,8 +58,13 @@ pub struct TaskNode {
 impl TaskNode {
     /// `container:operation`, the orchestrator's node key.
     pub fn key(&self) -> String {
-        format!("{}:{}", self.container, self.method)
+        node_key(&self.container, &self.method)
     }
+}
+
+/// `container:operation`, the orchestrator's key of a node's operation.
+fn node_key(container: &str, operation: &str) -> String {
+    format!("{container}:{operation}")
 }
 
 /// Every task of a blueprint, in the order they run.
@@ -78,10 +83,7 @@ impl TaskGraph {
         let mut index = HashMap::new();
         for node in &blueprint.nodes {
             for op in &node.operation_signature_list {
-                let key = format!(
-                    "{}:{}",
-                    node.container_name, op.operation_signature.operation_name
-                );
+                let key = node_key(&node.container_name, &op.operation_signature.operation_name);
                 index.insert(key, tasks.len());
                 tasks.push(TaskNode {
                     container: node.container_name.clone(),
@@ -158,14 +160,12 @@ fn edges(
     let mut edges = Vec::new();
     for node in &blueprint.nodes {
         for op in &node.operation_signature_list {
-            let from = index[&format!(
-                "{}:{}",
-                node.container_name, op.operation_signature.operation_name
-            )];
+            let from =
+                index[&node_key(&node.container_name, &op.operation_signature.operation_name)];
             for target in &op.connected_to {
-                let key = format!(
-                    "{}:{}",
-                    target.container_name, target.operation_signature.operation_name
+                let key = node_key(
+                    &target.container_name,
+                    &target.operation_signature.operation_name,
                 );
                 let Some(&to) = index.get(&key) else {
                     bail!(
