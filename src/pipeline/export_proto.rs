@@ -473,14 +473,12 @@ fn compile(node: &Node, text: &str) -> Result<()> {
         source: text.to_string(),
     });
     compiler.open_file(&name).map(|_| ()).map_err(|err| {
-        let text = err.to_string();
-        let message: Vec<&str> = text.lines().map(str::trim).collect();
         violation(
             &node.dir_name,
             None,
             format!(
                 "the exported proto does not compile: {} (check {})",
-                message.join(" "),
+                crate::cli::one_line(&err.to_string()),
                 node.proto.display()
             ),
         )
