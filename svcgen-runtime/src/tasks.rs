@@ -657,8 +657,7 @@ impl Inner {
 
     /// Records how a task ended (see [`TaskStore::finish`]).
     fn finish(&mut self, task_id: &str, outcome: Result<Encoded, String>) -> Result<(), String> {
-        let inner = self;
-        let Some(task) = inner.tasks.get_mut(task_id) else {
+        let Some(task) = self.tasks.get_mut(task_id) else {
             return Err(format!("task {task_id} is no longer known"));
         };
         let State::Running { progress, .. } = &task.state else {
@@ -673,10 +672,9 @@ impl Inner {
                     task_id: Arc::from(task_id),
                     result,
                 };
-                inner
-                    .latest_by_method
+                self.latest_by_method
                     .insert(finished.rpc(), finished.clone());
-                inner.latest = Some(finished.clone());
+                self.latest = Some(finished.clone());
                 let charge = RECORD_BYTES + finished.result.field.len() + message_bytes;
                 let state = State::Complete {
                     finished,
@@ -696,15 +694,14 @@ impl Inner {
                 (state, Err(error))
             }
         };
-        inner.stored_bytes += state.charge();
+        self.stored_bytes += state.charge();
         // The running state holds the orchestrator's ids: they go with it.
         task.finished_at = Some(SystemTime::now());
         if let State::Running { key, cancel, .. } = std::mem::replace(&mut task.state, state) {
             cancel.cancel();
-            inner.running.remove(&key);
+            self.running.remove(&key);
         }
-        inner
-            .finished
+        self.finished
             .push_back((Instant::now(), task_id.to_string()));
         recorded
     }
