@@ -9,7 +9,7 @@
 //! the shell only when set there (a blank key would stop the service).
 
 use super::export_doc::{container_name, image};
-use super::services::{self, ServiceDir, SERVICES_DIR};
+use super::services::SERVICES_DIR;
 use super::usecase::{violation, Node, UseCase};
 use crate::write::{self, Change};
 use anyhow::{Context, Result};
@@ -45,7 +45,6 @@ pub struct ComposeArgs {
 struct ComposeService<'a> {
     node: &'a Node,
     context: String,
-    grpc_port: u16,
     http_host_port: u16,
     grpc_host_port: u16,
 }
@@ -56,8 +55,7 @@ pub fn run(args: ComposeArgs) -> anyhow::Result<String> {
     let usecase = UseCase::load(&dir)?;
     let dir_name = super::export_doc::use_case_dir_name(&usecase)?;
     let out = args.out.unwrap_or_else(|| dir.join(FILE_NAME));
-    let scanned = services::scan(&dir)?;
-    let services = compose_services(&usecase, &scanned, &out)?;
+    let services = compose_services(&usecase, &out)?;
     let text = render(&usecase, &dir_name, &services);
     write_file(&out, &text)?;
     let mut report = format!("Wrote {} ({} services)\n", out.display(), services.len());
@@ -76,11 +74,7 @@ pub fn run(args: ComposeArgs) -> anyhow::Result<String> {
     Ok(report)
 }
 
-fn compose_services<'a>(
-    usecase: &'a UseCase,
-    scanned: &[ServiceDir],
-    out: &Path,
-) -> Result<Vec<ComposeService<'a>>> {
+fn compose_services<'a>(usecase: &'a UseCase, out: &Path) -> Result<Vec<ComposeService<'a>>> {
     let base = out.parent().unwrap_or(Path::new(""));
     let mut services = Vec::new();
     for (i, node) in super::graph::node_order(usecase).into_iter().enumerate() {
@@ -96,14 +90,9 @@ fn compose_services<'a>(
             ));
         }
         let offset = u16::try_from(i).context("too many nodes")?;
-        let grpc_port = scanned
-            .iter()
-            .find(|s| s.dir_name == node.dir_name)
-            .map_or(services::DEFAULT_GRPC_PORT, ServiceDir::grpc_port);
         services.push(ComposeService {
             node,
             context: relative_to(&folder, base)?,
-            grpc_port,
             http_host_port: FIRST_HTTP_HOST_PORT + offset,
             grpc_host_port: FIRST_GRPC_HOST_PORT + offset,
         });
@@ -187,12 +176,12 @@ fn render_service(y: &mut String, dir_name: &str, s: &ComposeService) {
     let _ = writeln!(
         y,
         "      - {}",
-        quote(&format!("{}:{}", s.grpc_host_port, s.grpc_port))
+        quote(&format!("{}:{}", s.grpc_host_port, s.node.grpc_port))
     );
     let _ = writeln!(y, "    environment:");
     for entry in [
         format!("PORT={}", node.port),
-        format!("GRPC_PORT={}", s.grpc_port),
+        format!("GRPC_PORT={}", s.node.grpc_port),
         format!("GRPC_HOST={}", node.ip_address),
         "SERVICE_API_KEY".to_string(),
         "DATA_PORT_AUTH".to_string(),

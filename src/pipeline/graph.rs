@@ -233,6 +233,7 @@ mod tests {
             dir_name: name.to_string(),
             ip_address: name.to_string(),
             port: 8080,
+            grpc_port: 50051,
             proto: PathBuf::from(format!("{name}.proto")),
             rpcs: rpcs
                 .iter()

@@ -41,6 +41,8 @@ pub struct Node {
     pub ip_address: String,
     /// `service_mapping.<node>.port`: the HTTP control port.
     pub port: u16,
+    /// The gRPC data port (svcgen.toml's, else [`services::DEFAULT_GRPC_PORT`]).
+    pub grpc_port: u16,
     /// The node's one proto file.
     pub proto: PathBuf,
     /// Its rpcs in proto order, svcgen's internal ones ([`INTERNAL_RPCS`]) left out.
@@ -178,6 +180,7 @@ fn node(service: &ServiceDir, file: &ConnectionsFile) -> Result<Option<Node>> {
         dir_name: name.clone(),
         ip_address,
         port,
+        grpc_port: service.grpc_port(),
         proto,
         rpcs,
     }))
