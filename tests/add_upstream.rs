@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 mod common;
 
@@ -926,19 +925,7 @@ fn dry_run_writes_nothing_and_diffs_every_change() {
 /// `rustfmt --check` with rustfmt's defaults (an empty config, so no
 /// rustfmt.toml around counts) on `files` of `root`.
 fn assert_rustfmt_clean(root: &Path, files: &[&str]) {
-    let config = root.join("rustfmt-defaults.toml");
-    fs::write(&config, "").expect("write the empty rustfmt config");
-    let output = Command::new("rustfmt")
-        .args(["--check", "--edition", "2021", "--config-path"])
-        .arg(&config)
-        .args(files)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|err| {
-            panic!("rustfmt is required by this test (rustup component add rustfmt): {err}")
-        });
-    fs::remove_file(&config).expect("remove the rustfmt config");
+    let output = common::rustfmt_check(root, files);
     assert!(
         output.status.success(),
         "rustfmt would reformat {files:?}:\n{}{}",

@@ -230,15 +230,15 @@ fn rust_files(dir: &Path, with_runtime: &str) -> Vec<PathBuf> {
     files
 }
 
-/// `rustfmt`, or a panic saying how to install it: this suite must not
-/// pass by skipping.
-fn rustfmt() -> Command {
+/// Panics, saying how to install it, unless `rustfmt` runs: this suite
+/// must not pass by skipping.
+fn require_rustfmt() {
     let version = Command::new("rustfmt")
         .arg("--version")
         .stdin(Stdio::null())
         .output();
     match version {
-        Ok(output) if output.status.success() => Command::new("rustfmt"),
+        Ok(output) if output.status.success() => {}
         Ok(output) => panic!(
             "rustfmt is required by this test (rustup component add rustfmt); `rustfmt --version` failed: {}",
             String::from_utf8_lossy(&output.stderr)
@@ -252,7 +252,7 @@ fn rustfmt() -> Command {
 #[test]
 fn generated_rust_is_already_formatted() {
     let start = Instant::now();
-    let mut rustfmt = rustfmt();
+    require_rustfmt();
     let work = tempfile::tempdir().expect("temp dir");
     let projects = projects();
     generate(work.path(), &projects);
@@ -280,18 +280,9 @@ fn generated_rust_is_already_formatted() {
         "the vendored runtime's sources are checked too"
     );
 
-    // rustfmt's defaults exactly: an empty configuration, so no rustfmt.toml
-    // above the temp dir counts.
-    let config = work.path().join("rustfmt-defaults.toml");
-    std::fs::write(&config, "").expect("write the empty rustfmt config");
-    let output = rustfmt
-        .args(["--check", "--edition", "2021", "--config-path"])
-        .arg(&config)
-        .args(&files)
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rustfmt");
+    // rustfmt's defaults exactly, so no rustfmt.toml above the temp dir
+    // counts.
+    let output = common::rustfmt_check(work.path(), &files);
     assert!(
         output.status.success(),
         "rustfmt would reformat generated files (fix the templates; rustfmt also follows `mod` \

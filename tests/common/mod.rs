@@ -374,6 +374,27 @@ pub fn cargo_in(project: &Path, args: &[&str]) {
     );
 }
 
+/// `rustfmt --check` of `files`, run in `dir`, with rustfmt's defaults
+/// exactly, edition 2021: an empty configuration, written to `dir` for
+/// the run, so no rustfmt.toml around counts. Panics, saying how
+/// to install it, when rustfmt cannot be run.
+pub fn rustfmt_check<P: AsRef<std::ffi::OsStr>>(dir: &Path, files: &[P]) -> Output {
+    let config = dir.join("rustfmt-defaults.toml");
+    fs::write(&config, "").expect("write the empty rustfmt config");
+    let output = Command::new("rustfmt")
+        .args(["--check", "--edition", "2021", "--config-path"])
+        .arg(&config)
+        .args(files)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("rustfmt is required by this test (rustup component add rustfmt): {err}")
+        });
+    fs::remove_file(&config).expect("remove the rustfmt config");
+    output
+}
+
 /// A finished process for a failure message: its status and the last 60
 /// lines of its stdout and of its stderr.
 pub fn describe(output: &Output) -> String {
