@@ -116,8 +116,8 @@ impl Envelope {
         match found {
             Some((tag, message)) if tag == self.wanted => Ok(message),
             Some((tag, _)) => {
-                let (_, name, type_name) = self.case(tag);
-                let (_, _, wanted) = self.case(self.wanted);
+                let (name, type_name) = self.case(tag);
+                let (_, wanted) = self.case(self.wanted);
                 Err(format!(
                     "the upstream's latest result is a `{name}` ({type_name}), not a {wanted}"
                 ))
@@ -126,12 +126,13 @@ impl Envelope {
         }
     }
 
-    fn case(&self, number: u32) -> (u32, &str, &str) {
+    /// The field name and type of the case numbered `number`.
+    fn case(&self, number: u32) -> (&str, &str) {
         self.cases
             .iter()
             .find(|(n, ..)| *n == number)
-            .map_or((number, "?", "?"), |(n, name, type_name)| {
-                (*n, name.as_str(), type_name.as_str())
+            .map_or(("?", "?"), |(_, name, type_name)| {
+                (name.as_str(), type_name.as_str())
             })
     }
 }
