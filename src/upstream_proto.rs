@@ -16,8 +16,6 @@ pub struct UpstreamProto {
     pub file: String,
     /// The chosen service, qualified by its package: `pkg.Service`.
     pub service: String,
-    /// The proto package of `file` (may be empty).
-    pub package: String,
     /// Every file to copy, the file itself first, then its imports: import
     /// path and text. Well-known types (`google/protobuf/*`) are built into
     /// protox and not copied.
@@ -111,7 +109,6 @@ pub fn load(proto: &Path, includes: &[PathBuf], service: Option<&str>) -> Result
         file: name.to_string(),
         rpcs: rpcs_of(&service),
         service,
-        package,
         files,
         messages,
     })
