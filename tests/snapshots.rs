@@ -20,7 +20,10 @@ fn snapshot_project(label: &str, args: &[&str], created: &str) {
         .map(|entry| entry.into_path())
         .collect();
     files.sort();
-    let listing: Vec<String> = files.iter().map(|path| relative(&root, path)).collect();
+    let listing: Vec<String> = files
+        .iter()
+        .map(|path| common::relative(&root, path))
+        .collect();
     insta::assert_snapshot!(format!("{label}__file_list"), listing.join("\n"));
     for path in &files {
         if path.ends_with("Cargo.lock") {
@@ -32,7 +35,7 @@ fn snapshot_project(label: &str, args: &[&str], created: &str) {
             assert_vendored(&root, path);
             continue;
         }
-        let name = relative(&root, path).replace('/', "__");
+        let name = common::relative(&root, path).replace('/', "__");
         let mut contents = std::fs::read_to_string(path).expect("read generated file");
         if path.ends_with("svcgen.toml") {
             contents = redact_runtime_hashes(&contents);
@@ -70,13 +73,6 @@ fn assert_vendored(root: &Path, path: &Path) {
         "{} differs from the workspace crate",
         relative.display()
     );
-}
-
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .expect("inside the project")
-        .to_string_lossy()
-        .replace('\\', "/")
 }
 
 #[test]
