@@ -22,6 +22,27 @@ def _required(value):
     return value
 
 
+def _required_fields(*names):
+    """A validator refusing an empty or blank value in each of `names`."""
+    return field_validator(*names)(classmethod(lambda cls, v: _required(v)))
+
+
+def _non_empty(name, message):
+    """A validator refusing an empty list in field `name` with `message`."""
+
+    def check(cls, v):
+        if not v:
+            raise ValueError(message)
+        return v
+
+    return field_validator(name)(classmethod(check))
+
+
+def _key(container_name, operation_signature):
+    """The orchestrator's key of a node operation: `container:operation`."""
+    return f"{container_name}:{operation_signature.operation_name}"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,20 +54,20 @@ class OperationSignature(Strict):
     input_message_stream: bool = False
     output_message_stream: bool = False
 
-    check_name = field_validator("operation_name")(classmethod(lambda cls, v: _required(v)))
+    check_name = _required_fields("operation_name")
 
 
 class TargetOperation(Strict):
     operation_name: str
 
-    check_name = field_validator("operation_name")(classmethod(lambda cls, v: _required(v)))
+    check_name = _required_fields("operation_name")
 
 
 class Target(Strict):
     container_name: str
     operation_signature: TargetOperation
 
-    check_name = field_validator("container_name")(classmethod(lambda cls, v: _required(v)))
+    check_name = _required_fields("container_name")
 
 
 class Operation(Strict):
@@ -61,16 +82,8 @@ class BlueprintNode(Strict):
     node_type: str
     operation_signature_list: list[Operation]
 
-    check_fields = field_validator("container_name", "proto_uri", "image", "node_type")(
-        classmethod(lambda cls, v: _required(v))
-    )
-
-    @field_validator("operation_signature_list")
-    @classmethod
-    def _some_operation(cls, v):
-        if not v:
-            raise ValueError("a node needs at least one operation")
-        return v
+    check_fields = _required_fields("container_name", "proto_uri", "image", "node_type")
+    some_operation = _non_empty("operation_signature_list", "a node needs at least one operation")
 
 
 class Blueprint(Strict):
@@ -81,16 +94,8 @@ class Blueprint(Strict):
     version: str
     nodes: list[BlueprintNode]
 
-    check_fields = field_validator("name", "pipeline_id", "type", "version")(
-        classmethod(lambda cls, v: _required(v))
-    )
-
-    @field_validator("nodes")
-    @classmethod
-    def _some_node(cls, v):
-        if not v:
-            raise ValueError("a blueprint needs at least one node")
-        return v
+    check_fields = _required_fields("name", "pipeline_id", "type", "version")
+    some_node = _non_empty("nodes", "a blueprint needs at least one node")
 
 
 class DockerEntry(Strict):
@@ -98,26 +103,19 @@ class DockerEntry(Strict):
     ip_address: str
     port: str
 
-    check_fields = field_validator("container_name", "ip_address", "port")(
-        classmethod(lambda cls, v: _required(v))
-    )
+    check_fields = _required_fields("container_name", "ip_address", "port")
 
 
 class DockerInfo(Strict):
     docker_info_list: list[DockerEntry]
 
-    @field_validator("docker_info_list")
-    @classmethod
-    def _some_entry(cls, v):
-        if not v:
-            raise ValueError("dockerinfo needs at least one entry")
-        return v
+    some_entry = _non_empty("docker_info_list", "dockerinfo needs at least one entry")
 
 
 def check_graph(blueprint: Blueprint) -> None:
     """Connections to known operations, a start operation, no cycle."""
     keys = {
-        f"{node.container_name}:{op.operation_signature.operation_name}"
+        _key(node.container_name, op.operation_signature)
         for node in blueprint.nodes
         for op in node.operation_signature_list
     }
@@ -125,9 +123,9 @@ def check_graph(blueprint: Blueprint) -> None:
     incoming: set[str] = set()
     for node in blueprint.nodes:
         for op in node.operation_signature_list:
-            source = f"{node.container_name}:{op.operation_signature.operation_name}"
+            source = _key(node.container_name, op.operation_signature)
             for target in op.connected_to:
-                key = f"{target.container_name}:{target.operation_signature.operation_name}"
+                key = _key(target.container_name, target.operation_signature)
                 if key not in keys:
                     raise ValueError(f"connection to an unknown operation {key}")
                 edges[source].append(key)
