@@ -310,14 +310,9 @@ impl Report {
                 "<= 2× idle",
                 Some(t.evicted && t.evicted_rss_bytes <= 2 * t.idle_rss_bytes),
             );
-        }
-        if let Some(t) = self.short_tasks.as_ref() {
             if let Some(trimmed) = t.trimmed_rss_bytes {
                 row(
-                    format!(
-                        "{} short tasks: RSS after eviction and malloc_trim(0) (diagnosis)",
-                        thousands(t.tasks as f64)
-                    ),
+                    format!("{name}: RSS after eviction and malloc_trim(0) (diagnosis)"),
                     format!("{:.1} MB", mb(trimmed)),
                     "",
                     None,
