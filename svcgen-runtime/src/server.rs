@@ -11,6 +11,7 @@
 //! data port keep answering whatever the handlers do.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -123,8 +124,10 @@ pub async fn run_with<D: Definition>(
         .set_service_status(D::GRPC_SERVICE, ServingStatus::Serving)
         .await;
     let serve = plane.handle();
-    let http = serve.spawn(serve_http(http_listener, app.clone(), stop_servers.clone()));
-    let grpc = serve.spawn(serve_grpc(grpc_listener, app, health, stop_servers.clone()));
+    let http = serve_http(http_listener, app.clone(), stop_servers.clone());
+    let http = serve.spawn(drain_after(http, draining.clone()));
+    let grpc = serve_grpc(grpc_listener, app, health, stop_servers.clone());
+    let grpc = serve.spawn(drain_after(grpc, draining.clone()));
     serve.spawn(memory::sweep(store.clone(), stop_servers.clone()));
     tracing::info!(%http_addr, %grpc_addr, "listening");
     tracing::info!("{auth}");
@@ -338,8 +341,6 @@ async fn serve_http<D: Definition>(
     }
     // Stop listening, then wait for the open connections to finish.
     acceptor.closed().await;
-    // Should the server stop by itself, the service shuts down.
-    app.draining.cancel();
     Ok(())
 }
 
@@ -410,7 +411,6 @@ async fn serve_grpc<D: Definition>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let draining = app.draining.clone();
     let listener =
         TcpListener::from_std(listener).map_err(|err| format!("gRPC data server failed: {err}"))?;
     let acceptor = Acceptor::new(
@@ -428,15 +428,24 @@ async fn serve_grpc<D: Definition>(
             }
         }
     });
-    let served = tonic::transport::Server::builder()
+    tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(GRPC_MAX_CONCURRENT_STREAMS)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await
-        .map_err(|err| format!("gRPC data server failed: {err}"));
-    // Should the server stop by itself, the service shuts down.
+        .map_err(|err| format!("gRPC data server failed: {err}"))
+}
+
+/// Runs `server` and, however it ends (stopped, failed while serving or
+/// before it could serve), starts the shutdown: a service never goes on
+/// with one of its two servers.
+async fn drain_after(
+    server: impl Future<Output = Result<(), String>>,
+    draining: CancellationToken,
+) -> Result<(), String> {
+    let served = server.await;
     draining.cancel();
     served
 }
