@@ -201,10 +201,9 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
     let at_producer = format!("pl_producer={}", producer.url());
     let at_consumer = format!("pl_consumer={}", consumer.url());
     let dir = usecase.to_string_lossy().to_string();
-
-    // The complete path, as CI would run it.
-    let out = svcgen(
-        &[
+    // `pipeline run --json` at both running services, with `extra`.
+    let run_json = |extra: &[&str]| {
+        let mut args = vec![
             "pipeline",
             "run",
             &dir,
@@ -213,9 +212,13 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
             &at_producer,
             "--at",
             &at_consumer,
-        ],
-        &QUICK,
-    );
+        ];
+        args.extend_from_slice(extra);
+        svcgen(&args, &QUICK)
+    };
+
+    // The complete path, as CI would run it.
+    let out = run_json(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", common::describe(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(report["status"], "completed", "{report:#}");
@@ -247,21 +250,7 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
 
     // A failing handler: exit 1, the node, method and error named; the
     // consumer is not run.
-    let out = svcgen(
-        &[
-            "pipeline",
-            "run",
-            &dir,
-            "--json",
-            "--at",
-            &at_producer,
-            "--at",
-            &at_consumer,
-            "--input",
-            FAIL_INPUT,
-        ],
-        &QUICK,
-    );
+    let out = run_json(&["--input", FAIL_INPUT]);
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(report["status"], "failed");
