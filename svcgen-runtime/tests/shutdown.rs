@@ -265,8 +265,16 @@ async fn child_process_service() {
     let started = execute(&mut client, BLOCKS, "blocks").await;
     assert_eq!(started.status, 200, "{:?}", started.body);
     drop(client);
+    // "ready" only once `run_until_signal` listens: its first poll installs
+    // the signal handlers, before which a SIGTERM would kill the process.
+    let mut run = std::pin::pin!(service.run_until_signal());
+    tokio::select! {
+        biased;
+        _ = &mut run => panic!("the service stopped before any signal"),
+        () = std::future::ready(()) => {}
+    }
     println!("ready");
-    let _ = service.run_until_signal().await;
+    let _ = run.await;
     // Returning drops this test's runtime, which waits for the blocking
     // job: only the exit watchdog ends the process.
 }
