@@ -42,12 +42,11 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<String> {
     let dir = UseCase::locate(args.dir.as_deref())?;
     let mut file = ConnectionsFile::read(&dir)?;
     let mapped = mapping::map_unmapped(&dir, &mut file)?;
-    let to_method = to.rpc.clone().unwrap_or_default();
     file.pipeline.connections.push(RawConnection {
-        from_service: from.node.clone(),
-        from_method: from.rpc.clone(),
-        to_service: to.node.clone(),
-        to_method,
+        from_service: from.node,
+        from_method: from.rpc,
+        to_service: to.node,
+        to_method: to.rpc.unwrap_or_default(),
         extra: Default::default(),
     });
     UseCase::check(&dir, file.clone())?;
