@@ -251,8 +251,9 @@ mod tests {
         recorded: Option<Result<(), String>>,
     }
 
-    /// Runs `method` with [`DEADLINE`] until its outcome is recorded.
-    async fn run(app: &Arc<App<Tiny>>, method: &str) -> Ran {
+    /// Records a new task of `method` in the store, its result served by
+    /// `rpc`, and returns the context its handler gets.
+    fn start(app: &Arc<App<Tiny>>, method: &str, rpc: &str) -> TaskContext<()> {
         let key = DedupeKey {
             workflow_id: "wf".to_string(),
             task_id: method.to_string(),
@@ -262,22 +263,28 @@ mod tests {
             task_id,
             progress,
             cancel,
-        } = app.store.start(key, method, &app.shutdown)
+        } = app.store.start(key, rpc, &app.shutdown)
         else {
             panic!("a fresh key joined a running task");
         };
-        let ctx = TaskContext {
-            task_id: task_id.clone(),
+        TaskContext {
+            task_id,
             workflow_id: "wf".to_string(),
             method: method.to_string(),
             inputs: Vec::new(),
             parameters: Map::new(),
             state: app.state.clone(),
             progress,
-            cancel: cancel.clone(),
+            cancel,
             max_message_bytes: 1024,
             upstreams: app.upstreams.clone(),
-        };
+        }
+    }
+
+    /// Runs `method` with [`DEADLINE`] until its outcome is recorded.
+    async fn run(app: &Arc<App<Tiny>>, method: &str) -> Ran {
+        let ctx = start(app, method, method);
+        let (task_id, cancel) = (ctx.task_id.clone(), ctx.cancel.clone());
         let name = method;
         let method = app.methods.get(name).expect("a method of Tiny").clone();
         let started = Instant::now();
@@ -403,31 +410,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_handler_that_ignores_the_shutdown_fails_its_task_when_the_service_cancels() {
         let app = app();
-        let key = DedupeKey {
-            workflow_id: "wf".to_string(),
-            task_id: "Hang".to_string(),
-            method: "Hang".to_string(),
-        };
-        let Start::Started {
-            task_id,
-            progress,
-            cancel,
-        } = app.store.start(key, "Count", &app.shutdown)
-        else {
-            panic!("a fresh key joined a running task");
-        };
-        let ctx = TaskContext {
-            task_id: task_id.clone(),
-            workflow_id: "wf".to_string(),
-            method: "Hang".to_string(),
-            inputs: Vec::new(),
-            parameters: Map::new(),
-            state: app.state.clone(),
-            progress,
-            cancel: cancel.clone(),
-            max_message_bytes: 1024,
-            upstreams: app.upstreams.clone(),
-        };
+        let ctx = start(&app, "Hang", "Count");
+        let (task_id, cancel) = (ctx.task_id.clone(), ctx.cancel.clone());
         let method = app.methods.get("Hang").expect("a method of Tiny").clone();
         // A long method: no deadline, only the shutdown ends it.
         let runner = spawn(app.clone(), &method, ctx, None);
