@@ -7,19 +7,16 @@
 mod common;
 
 use common::client::fetch_as;
-use common::{stream_as, Fixture, Harness, LastResult, ProduceResponse, CHAIN_PROBE, PROBE, RPC};
+use common::{
+    health, reflected_services, stream_as, Fixture, Harness, LastResult, ProduceResponse,
+    CHAIN_PROBE, PROBE, RPC,
+};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 use svcgen_runtime::testing::{poll_id, TestService};
 use svcgen_runtime::{run_with, Config, Definition};
 use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 const KEY: &str = "s3cret-0123456789";
 
@@ -58,33 +55,12 @@ async fn codes(h: &TestService, poll_id: &str, authorization: Option<&str>) -> [
 /// Whether the health service answers `SERVING` and reflection lists the
 /// project's service, both called without a key.
 async fn health_and_reflection_answer(service: &TestService) -> bool {
-    let mut health = HealthClient::new(service.channel().await);
-    let request = HealthCheckRequest {
-        service: Fixture::GRPC_SERVICE.to_string(),
-    };
-    let serving = health.check(request).await.expect("health without a key");
-    let mut reflection = ServerReflectionClient::new(service.channel().await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let reply = reflection
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("reflection without a key")
-        .into_inner()
-        .message()
-        .await
-        .expect("a reflection reply")
-        .expect("one reply");
-    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
-        panic!("not a list of services: {reply:?}");
-    };
-    serving.into_inner().status() == ServingStatus::Serving
-        && list
-            .service
+    let serving = health(service.channel().await, Fixture::GRPC_SERVICE).await;
+    let services = reflected_services(service).await;
+    serving == ServingStatus::Serving
+        && services
             .iter()
-            .any(|service| service.name == Fixture::GRPC_SERVICE)
+            .any(|service| service == Fixture::GRPC_SERVICE)
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    stream, FetchRequest, Fixture, Harness, LastResult, Output, ProduceResponse, CHAIN_PROBE,
-    FETCH_PATH, OTHER_PROBE, PROBE, RPC,
+    health, reflected_services, stream, FetchRequest, Fixture, Harness, LastResult, Output,
+    ProduceResponse, CHAIN_PROBE, FETCH_PATH, OTHER_PROBE, PROBE, RPC,
 };
 use hyper::StatusCode;
 use prost::Message;
@@ -15,12 +15,6 @@ use svcgen_runtime::testing::{poll_id, TestService};
 use svcgen_runtime::{Config, Definition};
 use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 #[tokio::test]
 async fn a_fetched_result_is_exactly_what_the_handler_returned() {
@@ -316,39 +310,12 @@ async fn a_task_chained_to_another_fetches_exactly_its_result() {
 #[tokio::test]
 async fn health_and_reflection_are_served() {
     let service = TestService::start::<Fixture>().await;
-    let mut health = HealthClient::new(service.channel().await);
     for name in ["", Fixture::GRPC_SERVICE] {
-        let request = HealthCheckRequest {
-            service: name.to_string(),
-        };
-        let reply = health.check(request).await.expect("health check");
-        let status = reply.into_inner().status();
+        let status = health(service.channel().await, name).await;
         assert_eq!(status, ServingStatus::Serving, "service {name:?}");
     }
 
-    let mut reflection = ServerReflectionClient::new(service.channel().await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut replies = reflection
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("reflection")
-        .into_inner();
-    let reply = replies
-        .message()
-        .await
-        .expect("a reflection reply")
-        .expect("one reply");
-    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
-        panic!("not a list of services: {reply:?}");
-    };
-    let names: Vec<String> = list
-        .service
-        .into_iter()
-        .map(|service| service.name)
-        .collect();
+    let names = reflected_services(&service).await;
     for wanted in ["grpc.health.v1.Health", Fixture::GRPC_SERVICE] {
         assert!(
             names.iter().any(|name| name == wanted),

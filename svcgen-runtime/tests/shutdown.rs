@@ -15,14 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::client::Client;
-use common::{Fixture, Output, ProduceResponse, RPC};
+use common::{health, Fixture, Output, ProduceResponse, RPC};
 use serde_json::{json, Value};
 use svcgen_runtime::testing::{poll_id, TestService};
 use svcgen_runtime::{CancellationToken, Config, Definition, MethodKind, Methods};
-use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// A long method whose handler waits for `release` and finishes.
 const WAITS: &str = "SvcgenWaits";
@@ -134,16 +131,6 @@ async fn until_draining(addr: SocketAddr) -> common::client::Reply {
         assert!(Instant::now() < deadline, "execute still answers {reply:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-async fn health(channel: Channel, service: &str) -> ServingStatus {
-    let answer = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: service.to_string(),
-        })
-        .await
-        .expect("health answers");
-    ServingStatus::try_from(answer.into_inner().status).expect("a known status")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,14 @@ use svcgen_runtime::{
     upstream, BoxError, Config, Definition, HandlerError, MethodKind, Methods, TaskContext,
 };
 use tokio::sync::Semaphore;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 /// `message ProduceResponse { string value = 1; uint32 steps = 2; }`
 #[derive(Clone, PartialEq, prost::Message)]
@@ -341,6 +349,42 @@ pub async fn stream_as(
                 svcgen_runtime::testing::WAIT
             )
         })
+}
+
+/// The status gRPC health answers for `service` (`""`: the whole server).
+pub async fn health(channel: Channel, service: &str) -> ServingStatus {
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .expect("health answers");
+    ServingStatus::try_from(answer.into_inner().status).expect("a known status")
+}
+
+/// The services gRPC reflection lists, asked without a key.
+pub async fn reflected_services(service: &TestService) -> Vec<String> {
+    let mut reflection = ServerReflectionClient::new(service.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let reply = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection answers")
+        .into_inner()
+        .message()
+        .await
+        .expect("a reflection reply")
+        .expect("one reply");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("not a list of services: {reply:?}");
+    };
+    list.service
+        .into_iter()
+        .map(|service| service.name)
+        .collect()
 }
 
 /// The fixture's proto, as `protoc` would describe it:
