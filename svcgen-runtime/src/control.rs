@@ -97,8 +97,7 @@ async fn execute<D: Definition>(
     let method = app
         .methods
         .get(&request.method)
-        .ok_or_else(|| unknown_method(&app, &request.method))?
-        .clone();
+        .ok_or_else(|| unknown_method(&app, &request.method))?;
     let key = DedupeKey {
         workflow_id: request.workflow_id.clone(),
         task_id: request.task_id.clone(),
@@ -136,13 +135,13 @@ async fn execute<D: Definition>(
     let deadline = app.config.deadline(&method.name, method.kind);
     let response = match method.kind {
         MethodKind::Long => {
-            runner::spawn(app.clone(), &method, ctx, deadline);
+            runner::spawn(app.clone(), method, ctx, deadline);
             ExecuteResponse::Running { task_id }
         }
         MethodKind::Quick => {
             // The answer is the outcome the runner recorded, not a new
             // look at the store: the result may expire in between.
-            match runner::spawn(app.clone(), &method, ctx, deadline).await {
+            match runner::spawn(app.clone(), method, ctx, deadline).await {
                 Ok(Ok(())) => ExecuteResponse::Complete {
                     output: app.output_reference(&task_id, &method.rpc),
                     task_id,
