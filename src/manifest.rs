@@ -30,39 +30,67 @@ pub fn content_hash(contents: &str) -> String {
         })
 }
 
+/// `value` as a TOML basic string, quotes included: `"`, `\` and the
+/// control characters TOML forbids in one (U+0000 to U+001F, U+007F) are
+/// escaped, every other character is kept as it is, so an ordinary value
+/// reads the same as it did between plain quotes.
+fn toml_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{0}'..='\u{1f}' | '\u{7f}' => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The manifest text for `spec`, with the hash of each svcgen-owned file in
-/// `owned` (path, contents).
+/// `owned` (path, contents). Every string is written with [`toml_string`].
 pub fn render<'a>(spec: &ServiceSpec, owned: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let q = toml_string;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "# Written by svcgen; `svcgen add-method` updates it. Keep it in version control."
     );
     let _ = writeln!(out, "schema = {SCHEMA}");
-    let _ = writeln!(out, "svcgen_version = \"{}\"", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "svcgen_version = {}", q(env!("CARGO_PKG_VERSION")));
     let _ = writeln!(out);
     let _ = writeln!(out, "[service]");
-    let _ = writeln!(out, "name = \"{}\"", spec.crate_name);
-    let _ = writeln!(out, "proto_package = \"{}\"", spec.proto_package);
-    let _ = writeln!(out, "proto_service = \"{}\"", spec.proto_service);
-    let _ = writeln!(out, "proto_file = \"proto/{}.proto\"", spec.proto_file);
+    let _ = writeln!(out, "name = {}", q(&spec.crate_name));
+    let _ = writeln!(out, "proto_package = {}", q(&spec.proto_package));
+    let _ = writeln!(out, "proto_service = {}", q(&spec.proto_service));
+    let proto_file = format!("proto/{}.proto", spec.proto_file);
+    let _ = writeln!(out, "proto_file = {}", q(&proto_file));
     let _ = writeln!(out, "http_port = {}", spec.http_port);
     let _ = writeln!(out, "grpc_port = {}", spec.grpc_port);
-    let _ = writeln!(out, "grpc_host = \"{}\"", spec.grpc_host);
+    let _ = writeln!(out, "grpc_host = {}", q(&spec.grpc_host));
     for method in &spec.methods {
         let _ = writeln!(out);
         let _ = writeln!(out, "[[methods]]");
-        let _ = writeln!(out, "name = \"{}\"", method.name);
-        let _ = writeln!(out, "kind = \"{}\"", method.kind.as_str());
+        let _ = writeln!(out, "name = {}", q(&method.name));
+        let _ = writeln!(out, "kind = {}", q(method.kind.as_str()));
         let _ = writeln!(out, "tag = {}", method.tag);
     }
     for upstream in &spec.upstreams {
         let _ = writeln!(out);
         let _ = writeln!(out, "[[upstreams]]");
-        let _ = writeln!(out, "name = \"{}\"", upstream.name);
-        let _ = writeln!(out, "service = \"{}\"", upstream.service);
-        let _ = writeln!(out, "file = \"{}\"", upstream.file);
-        let files: Vec<String> = upstream.files.iter().map(|f| format!("\"{f}\"")).collect();
+        let _ = writeln!(out, "name = {}", q(&upstream.name));
+        let _ = writeln!(out, "service = {}", q(&upstream.service));
+        let _ = writeln!(out, "file = {}", q(&upstream.file));
+        let files: Vec<String> = upstream.files.iter().map(|f| q(f)).collect();
         let _ = writeln!(out, "files = [{}]", files.join(", "));
     }
     let _ = writeln!(out);
@@ -74,7 +102,7 @@ pub fn render<'a>(spec: &ServiceSpec, owned: impl Iterator<Item = (&'a str, &'a 
     let mut owned: Vec<(&str, &str)> = owned.collect();
     owned.sort();
     for (path, contents) in owned {
-        let _ = writeln!(out, "\"{path}\" = \"{}\"", content_hash(contents));
+        let _ = writeln!(out, "{} = {}", q(path), q(&content_hash(contents)));
     }
     out
 }
@@ -168,5 +196,69 @@ impl Manifest {
             tags: Some(tags),
             upstreams: self.upstreams.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::tests::input;
+    use crate::spec::MethodKind;
+
+    #[test]
+    fn ordinary_strings_are_only_quoted() {
+        for value in [
+            "demo-svc",
+            "acme.reports.v1",
+            "proto/x.proto",
+            "0.2.0",
+            "é ü ✓",
+        ] {
+            assert_eq!(toml_string(value), format!("\"{value}\""));
+        }
+    }
+
+    #[test]
+    fn quotes_backslashes_and_control_characters_are_escaped() {
+        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(
+            toml_string("\n\r\t\u{8}\u{c}\u{0}\u{1b}\u{7f}"),
+            r#""\n\r\t\b\f\u0000\u001B\u007F""#
+        );
+        for value in ["\"", "\\", "\\\"", "x\u{1}y\u{7f}", "tab\there", "\u{85}"] {
+            let text = format!("v = {}\n", toml_string(value));
+            let table: toml::Table = toml::from_str(&text).unwrap();
+            assert_eq!(table["v"].as_str(), Some(value), "{text}");
+        }
+    }
+
+    #[test]
+    fn upstream_names_with_quotes_and_backslashes_survive_write_then_read() {
+        let mut i = input(&[("Process", MethodKind::Long)]);
+        i.upstreams.push(UpstreamSpec {
+            name: "scorer".into(),
+            file: r#"we"ird\scorer.proto"#.into(),
+            service: "acme.Scorer".into(),
+            files: vec![
+                r#"we"ird\scorer.proto"#.into(),
+                r#"common\"types".proto"#.into(),
+                "plain/types.proto".into(),
+            ],
+        });
+        let spec = ServiceSpec::new(i).unwrap();
+        let owned = [(
+            r#"proto/upstream/scorer/we"ird\scorer.proto"#,
+            "syntax = \"proto3\";\n",
+        )];
+        let text = render(&spec, owned.iter().copied());
+        let manifest = Manifest::parse(&text, Path::new("svcgen.toml")).unwrap();
+        assert_eq!(manifest.upstreams, spec.upstreams);
+        assert_eq!(manifest.service.name, spec.crate_name);
+        assert_eq!(manifest.service.grpc_host, spec.grpc_host);
+        assert_eq!(manifest.methods[0].name, "Process");
+        assert_eq!(
+            manifest.owned.get(owned[0].0),
+            Some(&content_hash(owned[0].1))
+        );
     }
 }
