@@ -6,8 +6,9 @@
 //!
 //! builds svcgen, generates a service with a benchmark method, builds it in
 //! release (shared target dir `target/bench-projects`), runs it on loopback
-//! and measures startup, idle RSS, the status endpoint against bare hyper,
-//! 5,000 concurrent 5 s tasks, 100,000 short tasks and their eviction, 20
+//! and measures startup, idle RSS, the status endpoint against bare hyper
+//! (with the in-process client, then with wrk when it is on PATH), 1,000
+//! then 5,000 concurrent 5 s tasks, 100,000 short tasks and their eviction, 20
 //! concurrent ~4 MiB executes, `svcgen new` against `cargo new`, and build
 //! times. Prints a Markdown table and writes JSON. Every wait is bounded,
 //! everything listens on 127.0.0.1 only, and every process it starts is
@@ -22,6 +23,7 @@ mod scenarios;
 mod service;
 mod stats;
 mod tasks;
+mod wrk;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,6 +58,9 @@ struct Cli {
     /// Extra environment for every service, e.g. MALLOC_ARENA_MAX=2 (repeatable).
     #[arg(long = "service-env", value_name = "KEY=VALUE", value_parser = parse_env)]
     service_env: Vec<(String, String)>,
+    /// Do not run wrk against the status endpoint even if it is on PATH.
+    #[arg(long)]
+    no_wrk: bool,
     /// Worker threads of the load client.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
@@ -98,9 +103,9 @@ enum Measure {
     New,
     /// Startup and idle RSS.
     Startup,
-    /// Status endpoint against bare hyper.
+    /// Status endpoint against bare hyper (in-process client, then wrk).
     Status,
-    /// Concurrent long tasks.
+    /// Concurrent long tasks (the smaller run, then the larger).
     Long,
     /// Short tasks and eviction.
     Short,
@@ -172,6 +177,7 @@ fn run(cli: &Cli) -> Result<Report> {
         builds: Builds::default(),
         startup: None,
         status: None,
+        long_tasks_small: None,
         long_tasks: None,
         short_tasks: None,
         big_bodies: None,
@@ -225,13 +231,48 @@ fn run(cli: &Cli) -> Result<Report> {
         report.startup = record(&mut report.errors, "startup", result);
     }
     if wants(Measure::Status) {
-        step("status endpoint against bare hyper");
-        let result = runtime.block_on(scenarios::status_load(&binary, env, &bench_exe, &scale));
+        let wrk = wrk::locate(cli.no_wrk);
+        match &wrk {
+            Ok(path) => step(&format!(
+                "status endpoint against bare hyper (in-process client, then {})",
+                path.display()
+            )),
+            Err(reason) => step(&format!(
+                "status endpoint against bare hyper (wrk not run: {reason})"
+            )),
+        }
+        let result = runtime.block_on(scenarios::status_load(
+            &binary, env, &bench_exe, &wrk, &scale,
+        ));
         report.status = record(&mut report.errors, "status load", result);
+        if let Some(scenarios::WrkStatus::Failed { error }) = report.status.as_ref().map(|s| &s.wrk)
+        {
+            eprintln!("svcgen-bench: status load (wrk) failed: {error}");
+            report.errors.push(format!("status load (wrk): {error}"));
+        }
     }
     if wants(Measure::Long) {
-        step("concurrent long tasks");
-        let result = runtime.block_on(scenarios::long_tasks(&binary, env, &scale));
+        step(&format!(
+            "{} concurrent long tasks",
+            report::thousands(scale.long_tasks_small as f64)
+        ));
+        let result = runtime.block_on(scenarios::long_tasks(
+            &binary,
+            env,
+            &scale,
+            scale.long_tasks_small,
+        ));
+        report.long_tasks_small = record(&mut report.errors, "long tasks (small)", result);
+        step(&format!(
+            "{} concurrent long tasks",
+            report::thousands(scale.long_tasks as f64)
+        ));
+        let result = runtime.block_on(scenarios::long_tasks(
+            &binary,
+            env,
+            &scale,
+            scale.long_tasks,
+        ));
         report.long_tasks = record(&mut report.errors, "long tasks", result);
     }
     if wants(Measure::Short) {

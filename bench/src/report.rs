@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::scenarios::{BigBodies, LongTasks, Scale, ShortTasks, Startup, StatusLoad};
+use crate::scenarios::{BigBodies, LongTasks, Scale, ShortTasks, Startup, StatusLoad, WrkStatus};
 use crate::stats::mb;
 
 /// Where the numbers were taken.
@@ -102,6 +102,8 @@ pub struct Report {
     pub startup: Option<Startup>,
     /// Status endpoint throughput against bare hyper.
     pub status: Option<StatusLoad>,
+    /// The smaller run of concurrent long tasks (1,000 at full scale).
+    pub long_tasks_small: Option<LongTasks>,
     /// Concurrent long tasks.
     pub long_tasks: Option<LongTasks>,
     /// Many short tasks, and eviction.
@@ -141,6 +143,16 @@ pub fn thousands(value: f64) -> String {
         out.insert(0, '-');
     }
     out
+}
+
+/// `, N errors` for a load run with errors (non-2xx answers, socket
+/// errors), nothing without.
+fn errors_note(errors: u64) -> String {
+    if errors == 0 {
+        String::new()
+    } else {
+        format!(", {} errors", thousands(errors as f64))
+    }
 }
 
 impl Report {
@@ -214,6 +226,84 @@ impl Report {
                 ),
                 "",
                 None,
+            );
+            let wrk = format!(
+                "wrk -t{} -c{} -d{}s",
+                self.scale.wrk_threads,
+                self.scale.wrk_connections,
+                self.scale.wrk_secs()
+            );
+            match &s.wrk {
+                WrkStatus::Measured {
+                    service,
+                    bare_hyper,
+                    ratio,
+                    ..
+                } => {
+                    row(
+                        format!("GET /control/status/{{id}} under {wrk}"),
+                        format!(
+                            "{} req/s ({:.0}% of bare hyper under wrk), p99 {:.2} ms, {:.1} µs CPU/req{}",
+                            thousands(service.rps),
+                            ratio * 100.0,
+                            service.p99_ms,
+                            service.server_cpu_us_per_req,
+                            errors_note(service.errors)
+                        ),
+                        ">= 75% of bare hyper, p99 <= 5 ms",
+                        Some(*ratio >= 0.75 && service.p99_ms <= 5.0 && service.errors == 0),
+                    );
+                    row(
+                        format!("bare hyper under {wrk} (reference)"),
+                        format!(
+                            "{} req/s, p99 {:.2} ms, {:.1} µs CPU/req{}",
+                            thousands(bare_hyper.rps),
+                            bare_hyper.p99_ms,
+                            bare_hyper.server_cpu_us_per_req,
+                            errors_note(bare_hyper.errors)
+                        ),
+                        "",
+                        None,
+                    );
+                }
+                WrkStatus::Skipped { reason } => row(
+                    format!("GET /control/status/{{id}} under {wrk}"),
+                    format!("not run: {reason}"),
+                    "",
+                    None,
+                ),
+                WrkStatus::Failed { error } => row(
+                    format!("GET /control/status/{{id}} under {wrk}"),
+                    format!("FAILED: {}", error.lines().next().unwrap_or_default()),
+                    "",
+                    None,
+                ),
+            }
+        }
+        if let Some(t) = &self.long_tasks_small {
+            row(
+                format!(
+                    "{} × {} s tasks: accepted / all complete",
+                    thousands(t.tasks as f64),
+                    t.sleep_ms / 1000
+                ),
+                format!(
+                    "{:.2} s ({} executes/s) / {:.2} s; {} complete, {} lost, {} failed; peak RSS {:.1} MB",
+                    t.accepted_secs,
+                    thousands(t.accepted_per_sec),
+                    t.all_complete_secs,
+                    thousands(t.outcomes.complete as f64),
+                    t.outcomes.lost,
+                    t.outcomes.failed,
+                    mb(t.peak_rss_bytes)
+                ),
+                "< 0.5 s / <= 5.5 s, none lost",
+                Some(
+                    t.accepted_secs < 0.5
+                        && t.all_complete_secs <= 5.5
+                        && t.outcomes.complete == t.tasks as u64
+                        && t.outcomes.lost == 0,
+                ),
             );
         }
         if let Some(t) = &self.long_tasks {
@@ -425,6 +515,109 @@ mod tests {
         assert_eq!(thousands(122_500.0), "122,500");
         assert_eq!(thousands(1_234_567.8), "1,234,568");
         assert_eq!(thousands(-4200.0), "-4,200");
+    }
+
+    fn load(rps: f64, p99_ms: f64) -> crate::client::LoadResult {
+        crate::client::LoadResult {
+            connections: 16,
+            seconds: 1.0,
+            requests: rps as u64,
+            errors: 0,
+            rps,
+            p50_ms: p99_ms / 4.0,
+            p99_ms,
+            max_ms: p99_ms * 2.0,
+            server_cpu_us_per_req: 6.0,
+            server_cpu_cores: 0.9,
+            client_cpu_us_per_req: 7.0,
+            client_cpu_cores: 1.0,
+        }
+    }
+
+    fn wrk_run(rps: f64, errors: u64) -> crate::wrk::WrkRun {
+        crate::wrk::WrkRun {
+            threads: 2,
+            connections: 64,
+            seconds: 1.0,
+            requests: rps as u64,
+            errors,
+            rps,
+            p50_ms: 0.2,
+            p99_ms: 1.5,
+            max_ms: 9.0,
+            server_cpu_us_per_req: 5.5,
+            server_cpu_cores: 1.1,
+        }
+    }
+
+    fn report_with(wrk: WrkStatus) -> Report {
+        let mut report = Report {
+            mode: "quick".into(),
+            started_unix: 0,
+            machine: Machine {
+                cpus: 2,
+                cpu_model: "test".into(),
+                loadavg_start: String::new(),
+                loadavg_end: String::new(),
+            },
+            scale: Scale::quick(),
+            binary: None,
+            service_env: Vec::new(),
+            new: None,
+            builds: Builds::default(),
+            startup: None,
+            status: Some(StatusLoad {
+                body_bytes: 65,
+                service: load(90_000.0, 1.0),
+                bare_hyper: load(100_000.0, 0.9),
+                ratio: 0.9,
+                wrk,
+            }),
+            long_tasks_small: None,
+            long_tasks: None,
+            short_tasks: None,
+            big_bodies: None,
+            errors: Vec::new(),
+            rows: Vec::new(),
+        };
+        report.build_rows();
+        report
+    }
+
+    #[test]
+    fn wrk_rows_sit_beside_the_in_process_ones_or_say_why_not() {
+        let report = report_with(WrkStatus::Measured {
+            version: "wrk 4.1.0".into(),
+            service: wrk_run(120_000.0, 0),
+            bare_hyper: wrk_run(150_000.0, 3),
+            ratio: 0.8,
+        });
+        let table = report.table();
+        assert!(
+            table.contains("| GET /control/status/{id} under wrk -t2 -c64 -d1s | 120,000 req/s (80% of bare hyper under wrk), p99 1.50 ms, 5.5 µs CPU/req |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| bare hyper under wrk -t2 -c64 -d1s (reference) | 150,000 req/s, p99 1.50 ms, 5.5 µs CPU/req, 3 errors |"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        let measured = &json["status"]["wrk"]["measured"];
+        assert_eq!(measured["service"]["rps"], 120_000.0);
+        assert_eq!(measured["bare_hyper"]["errors"], 3);
+        assert_eq!(measured["ratio"], 0.8);
+
+        let report = report_with(WrkStatus::Skipped {
+            reason: "wrk not found on PATH".into(),
+        });
+        assert!(report.table().contains(
+            "| GET /control/status/{id} under wrk -t2 -c64 -d1s | not run: wrk not found on PATH |"
+        ));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["status"]["wrk"]["skipped"]["reason"],
+            "wrk not found on PATH"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! waits, and stops what it started when it returns (or fails).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use crate::procfs::{self, RssSampler};
 use crate::service::{Process, Service};
 use crate::stats;
 use crate::tasks::{self, Outcomes};
+use crate::wrk::{self, WrkRun};
 
 /// `CONTROL_MAX_BODY_BYTES`' default: 4 MiB.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -38,7 +39,14 @@ pub struct Scale {
     /// Each measured load window.
     pub load_secs: f64,
     /// Rounds of (bare hyper, service) loads; the median round is reported.
+    /// wrk, when found, runs as many rounds of its own after them.
     pub load_rounds: usize,
+    /// wrk's `-t`.
+    pub wrk_threads: usize,
+    /// wrk's `-c`.
+    pub wrk_connections: usize,
+    /// Concurrent long tasks of the first, smaller long-task run.
+    pub long_tasks_small: usize,
     /// Concurrent long tasks.
     pub long_tasks: usize,
     /// How long each of them sleeps.
@@ -73,6 +81,9 @@ impl Scale {
             load_warmup_secs: 1.0,
             load_secs: 5.0,
             load_rounds: 3,
+            wrk_threads: 2,
+            wrk_connections: 64,
+            long_tasks_small: 1_000,
             long_tasks: 5_000,
             long_sleep_ms: 5_000,
             short_tasks: 100_000,
@@ -86,6 +97,12 @@ impl Scale {
         }
     }
 
+    /// wrk's `-d`, in whole seconds (all it takes): the in-process window
+    /// rounded up.
+    pub fn wrk_secs(&self) -> u64 {
+        self.load_secs.ceil().max(1.0) as u64
+    }
+
     /// A smoke run: everything once, small.
     pub fn quick() -> Scale {
         Scale {
@@ -94,6 +111,9 @@ impl Scale {
             load_warmup_secs: 0.2,
             load_secs: 1.0,
             load_rounds: 1,
+            wrk_threads: 2,
+            wrk_connections: 64,
+            long_tasks_small: 100,
             long_tasks: 300,
             long_sleep_ms: 1_000,
             short_tasks: 2_000,
@@ -180,14 +200,46 @@ pub struct StatusLoad {
     pub bare_hyper: LoadResult,
     /// Service req/s over bare hyper req/s.
     pub ratio: f64,
+    /// The same endpoint and bare hyper under wrk, when it is on PATH.
+    pub wrk: WrkStatus,
+}
+
+/// The status endpoint and bare hyper under wrk, or why not.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WrkStatus {
+    /// Measured: the median round of each, like the in-process load.
+    Measured {
+        /// `wrk -v`'s first line.
+        version: String,
+        /// `GET /control/status/{id}` of the generated service.
+        service: WrkRun,
+        /// Bare hyper, the same body.
+        bare_hyper: WrkRun,
+        /// Service req/s over bare hyper req/s, both under wrk.
+        ratio: f64,
+    },
+    /// Not run: wrk is not on PATH, or `--no-wrk`.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// wrk was there but a run failed (also in the report's errors).
+    Failed {
+        /// Why.
+        error: String,
+    },
 }
 
 /// Loads `GET /control/status/{id}` of a finished task, alternating with
-/// bare hyper (a child process running `bench_exe bare-hyper`).
+/// bare hyper (a child process running `bench_exe bare-hyper`), with the
+/// in-process client, then with `wrk` (the found executable, or why it is
+/// not run) for as many rounds, each as long as an in-process window.
 pub async fn status_load(
     binary: &Path,
     env: &[(String, String)],
     bench_exe: &Path,
+    wrk: &Result<PathBuf, String>,
     scale: &Scale,
 ) -> Result<StatusLoad> {
     let service = Service::start(binary, env)?;
@@ -238,19 +290,69 @@ pub async fn status_load(
         );
         bare.check_alive()?;
     }
-    let service = median_run(service_runs);
-    let bare_hyper = median_run(bare_runs);
+    let service_load = median_run(service_runs, |r| r.rps);
+    let bare_load = median_run(bare_runs, |r| r.rps);
+
+    let wrk = match wrk {
+        Err(reason) => WrkStatus::Skipped {
+            reason: reason.clone(),
+        },
+        Ok(wrk) => {
+            let secs = scale.wrk_secs();
+            let load = |addr: SocketAddr, pid: u32| {
+                let path = path.clone();
+                async move {
+                    let (threads, connections) = (scale.wrk_threads, scale.wrk_connections);
+                    wrk::run(wrk, addr, &path, threads, connections, secs, pid).await
+                }
+            };
+            let measured = async {
+                let mut service_runs = Vec::new();
+                let mut bare_runs = Vec::new();
+                for _ in 0..scale.load_rounds.max(1) {
+                    bare_runs.push(
+                        load(bare_addr, bare.pid())
+                            .await
+                            .context("wrk against bare hyper")?,
+                    );
+                    service_runs.push(
+                        load(service.http, service.pid())
+                            .await
+                            .context("wrk against the service")?,
+                    );
+                    bare.check_alive()?;
+                }
+                Ok::<_, anyhow::Error>((service_runs, bare_runs))
+            };
+            match measured.await {
+                Ok((service_runs, bare_runs)) => {
+                    let service = median_run(service_runs, |r| r.rps);
+                    let bare_hyper = median_run(bare_runs, |r| r.rps);
+                    WrkStatus::Measured {
+                        version: wrk::version(wrk),
+                        ratio: service.rps / bare_hyper.rps,
+                        service,
+                        bare_hyper,
+                    }
+                }
+                Err(err) => WrkStatus::Failed {
+                    error: format!("{err:#}"),
+                },
+            }
+        }
+    };
     Ok(StatusLoad {
         body_bytes: body.len(),
-        ratio: service.rps / bare_hyper.rps,
-        service,
-        bare_hyper,
+        ratio: service_load.rps / bare_load.rps,
+        service: service_load,
+        bare_hyper: bare_load,
+        wrk,
     })
 }
 
 /// The run with the median throughput.
-fn median_run(mut runs: Vec<LoadResult>) -> LoadResult {
-    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+fn median_run<T>(mut runs: Vec<T>, rps: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| rps(a).total_cmp(&rps(b)));
     runs.swap_remove((runs.len() - 1) / 2)
 }
 
@@ -279,32 +381,23 @@ pub struct LongTasks {
     pub peak_rss_bytes: u64,
 }
 
-/// `tasks` long tasks sleeping `sleep_ms`, all started at once (the
-/// service runs with `MAX_RUNNING_TASKS` above `tasks`).
+/// `count` long tasks sleeping `scale.long_sleep_ms`, all started at
+/// once (the service runs with `MAX_RUNNING_TASKS` above `count`).
 pub async fn long_tasks(
     binary: &Path,
     env: &[(String, String)],
     scale: &Scale,
+    count: usize,
 ) -> Result<LongTasks> {
     let mut env = env.to_vec();
-    env.push((
-        "MAX_RUNNING_TASKS".into(),
-        (scale.long_tasks + 1000).to_string(),
-    ));
+    env.push(("MAX_RUNNING_TASKS".into(), (count + 1000).to_string()));
     let service = Service::start(binary, &env)?;
     let idle = idle_rss(&service)?;
     let sampler = RssSampler::start(service.pid())?;
     let sleep_ms = scale.long_sleep_ms;
     let body: tasks::BodyFn = Arc::new(move |i| tasks::sleep_body("bench-long", i, sleep_ms));
     let limit = Duration::from_secs(60);
-    let submitted = tasks::submit(
-        service.http,
-        scale.task_connections,
-        scale.long_tasks,
-        body,
-        limit,
-    )
-    .await?;
+    let submitted = tasks::submit(service.http, scale.task_connections, count, body, limit).await?;
     let done = tasks::wait_none_running(
         service.http,
         Duration::from_millis(20),
@@ -315,11 +408,11 @@ pub async fn long_tasks(
     let outcomes = tasks::outcomes(service.http, &submitted.ids, scale.task_connections).await?;
     let accepted = submitted.all_accepted.duration_since(submitted.first_sent);
     Ok(LongTasks {
-        tasks: scale.long_tasks,
+        tasks: count,
         sleep_ms,
         connections: scale.task_connections,
         accepted_secs: accepted.as_secs_f64(),
-        accepted_per_sec: scale.long_tasks as f64 / accepted.as_secs_f64(),
+        accepted_per_sec: count as f64 / accepted.as_secs_f64(),
         all_complete_secs: done.duration_since(submitted.first_sent).as_secs_f64(),
         outcomes,
         refused: submitted.refused,
