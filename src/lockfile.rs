@@ -72,4 +72,27 @@ mod tests {
             .unwrap()
             .contains("name = \"x-svc\""));
     }
+
+    /// The versions of `name` in `lock`.
+    fn versions<'a>(lock: &'a str, name: &str) -> Vec<&'a str> {
+        lock.split("\n\n")
+            .filter(|package| package_name(package) == name)
+            .filter_map(|package| package.lines().nth(2)?.strip_prefix("version = \""))
+            .map(|version| version.trim_end_matches('"'))
+            .collect()
+    }
+
+    #[test]
+    fn the_reference_lock_builds_one_syn_and_no_second_regex_engine() {
+        // scripts/refresh-reference-lock.sh pins these to cut a cold build
+        // of a generated project; a plain `cargo generate-lockfile` undoes
+        // them. Run the script.
+        let reference = crate::render::reference_lock().unwrap();
+        for name in ["syn", "prettyplease", "itertools", "logos"] {
+            let found = versions(reference, name);
+            assert_eq!(found.len(), 1, "{name}: {found:?}");
+        }
+        assert!(versions(reference, "syn")[0].starts_with("2."));
+        assert!(versions(reference, "logos")[0].starts_with("0.15."));
+    }
 }
