@@ -233,21 +233,17 @@ mod tests {
     }
 
     #[test]
-    fn upstream_names_with_quotes_and_backslashes_survive_write_then_read() {
+    fn upstream_file_names_with_spaces_and_accents_survive_write_then_read() {
         let mut i = input(&[("Process", MethodKind::Long)]);
         i.upstreams.push(UpstreamSpec {
             name: "scorer".into(),
-            file: r#"we"ird\scorer.proto"#.into(),
+            file: "my scorer/café.proto".into(),
             service: "acme.Scorer".into(),
-            files: vec![
-                r#"we"ird\scorer.proto"#.into(),
-                r#"common\"types".proto"#.into(),
-                "plain/types.proto".into(),
-            ],
+            files: vec!["my scorer/café.proto".into(), "plain/types.proto".into()],
         });
         let spec = ServiceSpec::new(i).unwrap();
         let owned = [(
-            r#"proto/upstream/scorer/we"ird\scorer.proto"#,
+            "proto/upstream/scorer/my scorer/café.proto",
             "syntax = \"proto3\";\n",
         )];
         let text = render(&spec, owned.iter().copied());
@@ -260,5 +256,24 @@ mod tests {
             manifest.owned.get(owned[0].0),
             Some(&content_hash(owned[0].1))
         );
+    }
+
+    #[test]
+    fn upstream_file_names_with_quotes_backslashes_or_newlines_are_refused() {
+        for file in [r#"we"ird.proto"#, r"we\ird.proto", "two\nlines.proto"] {
+            let mut i = input(&[("Process", MethodKind::Long)]);
+            i.upstreams.push(UpstreamSpec {
+                name: "scorer".into(),
+                file: "scorer.proto".into(),
+                service: "acme.Scorer".into(),
+                files: vec!["scorer.proto".into(), file.into()],
+            });
+            let err = ServiceSpec::new(i).unwrap_err().to_string();
+            assert!(err.contains(&format!("{file:?}")), "{err}");
+            assert!(
+                err.contains("quotes, backslashes or control characters"),
+                "{err}"
+            );
+        }
     }
 }

@@ -243,6 +243,17 @@ fn check_upstreams(upstreams: Vec<UpstreamSpec>) -> NameResult<Vec<UpstreamSpec>
                     "must be a relative path inside proto/upstream/<name>/",
                 ));
             }
+            // build.rs lists the files in a Rust string, one per line.
+            if file
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control())
+            {
+                return Err(InvalidName::new(
+                    "upstream file",
+                    file.clone(),
+                    "must not contain quotes, backslashes or control characters",
+                ));
+            }
         }
     }
     Ok(upstreams)

@@ -965,3 +965,24 @@ fn regenerated_files_with_two_upstreams_are_already_formatted() {
     );
     assert_rustfmt_clean(&long, &["build.rs", "src/svcgen.rs"]);
 }
+
+#[test]
+fn refuses_a_proto_file_name_that_build_rs_cannot_list() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let consumer = new_consumer(work.path());
+    let quoted = upstream_proto(
+        work.path(),
+        "we\"ird.proto",
+        "syntax = \"proto3\";\npackage up;\nmessage A {}\nservice S { rpc X(A) returns (A); }\n",
+    );
+    refused(
+        &consumer,
+        work.path(),
+        &["add-upstream", &quoted, "--name", "up"],
+        1,
+        &[
+            "\"we\\\"ird.proto\"",
+            "quotes, backslashes or control characters",
+        ],
+    );
+}
