@@ -118,9 +118,21 @@ pub(crate) async fn require_key(
     request: Request,
     next: Next,
 ) -> Response {
-    if key.is_none_or(|key| key.admits(request.headers())) {
+    if admits(key.as_deref(), request.headers()) {
         return next.run(request).await;
     }
+    unauthorized()
+}
+
+/// Whether a control request with `headers` may pass: always when auth is
+/// off (`key` is `None`).
+pub(crate) fn admits(key: Option<&ApiKey>, headers: &HeaderMap) -> bool {
+    key.is_none_or(|key| key.admits(headers))
+}
+
+/// The control port's 401: a `{"detail": ...}` body and
+/// `WWW-Authenticate: Bearer`.
+pub(crate) fn unauthorized() -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, HTTP_DETAIL).into_response();
     response
         .headers_mut()

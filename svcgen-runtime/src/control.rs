@@ -2,16 +2,23 @@
 //! output and health, with `{"detail": ...}` errors (see [`crate::contract`]);
 //! and for operators, cancel and the task list.
 
+use std::convert::Infallible;
+use std::future::{ready, Ready};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use futures_util::future::Either;
+use hyper::body::Incoming;
+use serde::Serialize;
 use serde_json::json;
+use tonic::codegen::Service as _;
 
 use crate::app::App;
 use crate::auth;
@@ -38,7 +45,7 @@ const DEFAULT_LIST_LIMIT: usize = 100;
 /// The most tasks one `GET /control/tasks` lists.
 const MAX_LIST_LIMIT: usize = 1000;
 
-pub(crate) fn router<D: Definition>(app: Arc<App<D>>) -> Router {
+fn router<D: Definition>(app: Arc<App<D>>) -> Router {
     let control = Router::new()
         .route("/control/execute", post(execute::<D>))
         .route("/control/status/{task_id}", get(status::<D>))
@@ -55,6 +62,70 @@ pub(crate) fn router<D: Definition>(app: Arc<App<D>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
+}
+
+/// The path of `GET /control/status/{poll_id}` up to the id.
+const STATUS_PREFIX: &str = "/control/status/";
+
+/// The control port's service. `GET /control/status/{poll_id}`, which an
+/// orchestrator polls over and over for every task, is answered here
+/// directly; every other request goes through the router. Both give the
+/// same answer to a status request (auth first, then the task or a 404):
+/// the direct way only skips the router's work per request (matching, a
+/// boxed route service, the auth middleware's future).
+pub(crate) struct ControlService<D: Definition> {
+    app: Arc<App<D>>,
+    router: Router,
+}
+
+impl<D: Definition> Clone for ControlService<D> {
+    fn clone(&self) -> Self {
+        ControlService {
+            app: self.app.clone(),
+            router: self.router.clone(),
+        }
+    }
+}
+
+impl<D: Definition> ControlService<D> {
+    pub(crate) fn new(app: Arc<App<D>>) -> Self {
+        ControlService {
+            router: router(app.clone()),
+            app,
+        }
+    }
+}
+
+impl<D: Definition> hyper::service::Service<Request<Incoming>> for ControlService<D> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        if let Some(task_id) = plain_status_id(&request) {
+            let response = if auth::admits(self.app.key.as_deref(), request.headers()) {
+                status_of(&self.app, task_id)
+            } else {
+                auth::unauthorized()
+            };
+            return Either::Left(ready(Ok(response)));
+        }
+        // The router is always ready (`poll_ready` is a no-op).
+        Either::Right(self.router.clone().call(request))
+    }
+}
+
+/// The poll id of a `GET /control/status/{poll_id}` whose id the router
+/// would pass on unchanged: one non-empty path segment without percent
+/// escapes. Anything else (HEAD, an escaped or empty id, more segments)
+/// is left to the router.
+fn plain_status_id<B>(request: &Request<B>) -> Option<&str> {
+    if request.method() != Method::GET {
+        return None;
+    }
+    let task_id = request.uri().path().strip_prefix(STATUS_PREFIX)?;
+    let plain = !task_id.is_empty() && !task_id.contains(['/', '%']);
+    plain.then_some(task_id)
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -160,15 +231,40 @@ async fn execute<D: Definition>(
 async fn status<D: Definition>(
     State(app): State<Arc<App<D>>>,
     task_id: Result<Path<String>, PathRejection>,
-) -> Result<Json<StatusResponse>, ApiError> {
-    let view = find(&app, task_id)?.1;
-    Ok(Json(StatusResponse {
+) -> Response {
+    match task_id {
+        Ok(Path(task_id)) => status_of(&app, &task_id),
+        Err(rejection) => ApiError::from_path(rejection).into_response(),
+    }
+}
+
+/// The answer to `GET /control/status/{task_id}` (auth already checked).
+fn status_of<D: Definition>(app: &App<D>, task_id: &str) -> Response {
+    let Some(view) = app.store.view(task_id) else {
+        return ApiError::new(StatusCode::NOT_FOUND, unknown_task(task_id)).into_response();
+    };
+    json_response(&StatusResponse {
         status: view.status,
         progress: view.progress,
         error: view.error,
         message: view.message,
         method: view.method,
-    }))
+    })
+}
+
+/// `value` as an `application/json` 200, as [`Json`] answers it.
+fn json_response(value: &impl Serialize) -> Response {
+    let mut body = Vec::with_capacity(128);
+    if serde_json::to_writer(&mut body, value).is_err() {
+        // Json's own answer to a value it cannot write: a 500.
+        return Json(value).into_response();
+    }
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn output<D: Definition>(

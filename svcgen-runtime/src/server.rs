@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Handle, Runtime};
@@ -307,7 +306,7 @@ async fn serve_http<D: Definition>(
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.header_timeout);
-    let router = control::router(app.clone());
+    let service = control::ControlService::new(app.clone());
     loop {
         let accepted = tokio::select! {
             accepted = acceptor.accept() => accepted,
@@ -321,8 +320,7 @@ async fn serve_http<D: Definition>(
             }
         };
         let peer = conn.peer_addr();
-        let connection =
-            http1.serve_connection(TokioIo::new(conn), TowerToHyperService::new(router.clone()));
+        let connection = http1.serve_connection(TokioIo::new(conn), service.clone());
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);

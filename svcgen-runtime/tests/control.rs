@@ -3,11 +3,14 @@
 
 mod common;
 
+use std::net::SocketAddr;
+
 use common::{Fixture, RPC};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 use svcgen_runtime::testing::TestService;
 use svcgen_runtime::{Config, Definition};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A bad execute body, its headers, the expected status and a word the
 /// detail must mention.
@@ -128,6 +131,88 @@ async fn control_requires_the_api_key_when_one_is_set() {
         status,
         StatusCode::NOT_FOUND,
         "authorised (the scheme is case-insensitive), unknown id: {body}"
+    );
+    service.stop().await;
+}
+
+/// One request on a connection of its own: the answer's status line, its
+/// headers but `date` in name order (the router writes `content-length`
+/// itself, hyper after `connection`), and its body.
+async fn raw_answer(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = auth.map_or(String::new(), |value| format!("authorization: {value}\r\n"));
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n{auth}\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_string(&mut answer),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    let mut headers: Vec<String> = lines
+        .map(str::to_ascii_lowercase)
+        .filter(|line| !line.starts_with("date:"))
+        .collect();
+    headers.sort();
+    format!("{status}\n{}\n\n{body}", headers.join("\n"))
+}
+
+#[tokio::test]
+async fn status_answers_alike_before_and_through_the_router() {
+    // A plain GET /control/status/{poll_id} is answered before the router;
+    // the same id with a percent escape, and a HEAD, go through it.
+    let service = start_with(Config {
+        api_key: Some("s3cret".to_string()),
+        ..Config::default()
+    })
+    .await;
+    let id = service.run_to_completion(RPC, json!({"value": "v"})).await;
+    assert!(id.contains('.'), "{id}");
+    let addr = service.http_addr();
+    let mut seen = Vec::new();
+    for id in [id.as_str(), "nope.1"] {
+        let plain = format!("/control/status/{id}");
+        let escaped = plain.replace('.', "%2E");
+        for auth in [Some("Bearer s3cret"), None, Some("Bearer wrong")] {
+            let direct = raw_answer(addr, "GET", &plain, auth).await;
+            let routed = raw_answer(addr, "GET", &escaped, auth).await;
+            assert_eq!(direct, routed, "{plain} with {auth:?}");
+            let head = raw_answer(addr, "HEAD", &plain, auth).await;
+            let (head_top, _) = head.split_once("\n\n").expect("a HEAD answer");
+            let (direct_top, _) = direct.split_once("\n\n").expect("an answer");
+            assert_eq!(head_top, direct_top, "HEAD {plain} with {auth:?}");
+            seen.push(direct.lines().next().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 401 Unauthorized",
+            "HTTP/1.1 401 Unauthorized",
+            "HTTP/1.1 404 Not Found",
+            "HTTP/1.1 401 Unauthorized",
+            "HTTP/1.1 401 Unauthorized",
+        ]
+    );
+    let ok = raw_answer(
+        addr,
+        "GET",
+        &format!("/control/status/{id}"),
+        Some("Bearer s3cret"),
+    )
+    .await;
+    assert!(ok.contains("content-type: application/json"), "{ok}");
+    assert!(
+        ok.contains(r#"{"status":"complete","progress":100,"error":null,"#)
+            && ok.ends_with(r#","method":"Produce"}"#),
+        "{ok}"
     );
     service.stop().await;
 }
