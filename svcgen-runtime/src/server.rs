@@ -10,10 +10,15 @@
 //! task store live on separate threads, so /health, status, output and the
 //! data port keep answering whatever the handlers do.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Context;
+
+use futures_util::task::AtomicWaker;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
@@ -307,6 +312,7 @@ async fn serve_http<D: Definition>(
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.header_timeout);
     let service = control::ControlService::new(app.clone());
+    let closer = Arc::new(Closer::default());
     loop {
         let accepted = tokio::select! {
             accepted = acceptor.accept() => accepted,
@@ -321,25 +327,97 @@ async fn serve_http<D: Definition>(
         };
         let peer = conn.peer_addr();
         let connection = http1.serve_connection(TokioIo::new(conn), service.clone());
-        let stop = stop.clone();
+        let watch = closer.watch();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                () = stop.cancelled() => {
+            let mut closing = false;
+            let served = poll_fn(|cx| {
+                if !closing && watch.closing(cx) {
                     // Finish the request in flight, then close.
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    closing = true;
                 }
-            };
+                connection.as_mut().poll(cx)
+            })
+            .await;
             if let Err(err) = served {
                 tracing::debug!(?peer, "control connection ended: {err}");
             }
         });
     }
+    closer.close_all();
     // Stop listening, then wait for the open connections to finish.
     acceptor.closed().await;
     Ok(())
+}
+
+/// Tells every open control connection to finish its request in flight
+/// and close, once the servers stop. A connection looks at an atomic flag
+/// each time it is polled, and registers its waker in a slot of its own;
+/// only the stop takes the lock over all of them. (Waiting on the stop
+/// token instead would lock two mutexes shared by every connection on
+/// each poll: the token's state and its `Notify`'s waiter list.)
+#[derive(Default)]
+struct Closer {
+    closing: AtomicBool,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    next: u64,
+    wakers: HashMap<u64, Arc<AtomicWaker>>,
+}
+
+impl Closer {
+    /// A watch for one new connection.
+    fn watch(self: &Arc<Self>) -> Watch {
+        let waker = Arc::new(AtomicWaker::new());
+        let mut open = self.lock();
+        let id = open.next;
+        open.next += 1;
+        open.wakers.insert(id, waker.clone());
+        Watch {
+            closer: self.clone(),
+            id,
+            waker,
+        }
+    }
+
+    /// Tells every connection, open or yet to be polled, to close.
+    fn close_all(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for waker in self.lock().wakers.values() {
+            waker.wake();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OpenConnections> {
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One connection's place in its [`Closer`], given up on drop.
+struct Watch {
+    closer: Arc<Closer>,
+    id: u64,
+    waker: Arc<AtomicWaker>,
+}
+
+impl Watch {
+    /// Whether the connection is to close; if not, `cx` is woken when it is.
+    fn closing(&self, cx: &Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.closer.closing.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.closer.lock().wakers.remove(&self.id);
+    }
 }
 
 /// Answers a control connection beyond `MAX_CONNECTIONS` with a 503 and
