@@ -327,7 +327,7 @@ async fn serve_http<D: Definition>(
         };
         let peer = conn.peer_addr();
         let connection = http1.serve_connection(TokioIo::new(conn), service.clone());
-        let watch = closer.watch();
+        let mut watch = closer.watch();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let mut closing = false;
@@ -381,6 +381,7 @@ impl Closer {
             closer: self.clone(),
             id,
             waker,
+            registered: false,
         }
     }
 
@@ -404,12 +405,19 @@ struct Watch {
     closer: Arc<Closer>,
     id: u64,
     waker: Arc<AtomicWaker>,
+    registered: bool,
 }
 
 impl Watch {
-    /// Whether the connection is to close; if not, `cx` is woken when it is.
-    fn closing(&self, cx: &Context<'_>) -> bool {
-        self.waker.register(cx.waker());
+    /// Whether the connection is to close; if not, `cx` is woken when it
+    /// is. Only the first call registers the waker: a connection is the
+    /// whole future of a task of its own, and any waker that task's polls
+    /// are given wakes that one task.
+    fn closing(&mut self, cx: &Context<'_>) -> bool {
+        if !self.registered {
+            self.waker.register(cx.waker());
+            self.registered = true;
+        }
         self.closer.closing.load(Ordering::SeqCst)
     }
 }
