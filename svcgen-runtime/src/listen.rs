@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -257,6 +257,93 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The timer of one HTTP/1 connection, for hyper's deadline on each
+/// request's headers (`REQUEST_HEADER_TIMEOUT_SECS`).
+///
+/// hyper asks for a new sleep for every request and drops it once the
+/// headers are in: with tokio's own sleeps, that is a timer-wheel insert
+/// and removal per request. Here the connection keeps one tokio sleep,
+/// armed lazily: a request's sleep that finds it armed for an earlier
+/// deadline leaves it be, and when it fires for a deadline that is no
+/// longer anyone's, it is moved to the current request's (as [`Idle`]
+/// does for reads). A header deadline still ends where tokio would end it:
+/// when a sleep until that deadline completes.
+#[derive(Default)]
+pub(crate) struct HeaderTimer {
+    armed: Arc<Mutex<Option<Armed>>>,
+}
+
+/// The connection's tokio sleep and the deadline it is set to.
+struct Armed {
+    sleep: Pin<Box<Sleep>>,
+    until: Instant,
+}
+
+/// A sleep of [`HeaderTimer`]: until `deadline`, on the connection's timer.
+struct HeaderSleep {
+    deadline: Instant,
+    armed: Arc<Mutex<Option<Armed>>>,
+}
+
+impl hyper::rt::Timer for HeaderTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until((Instant::now() + duration).into_std())
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(HeaderSleep {
+            deadline: Instant::from_std(deadline),
+            armed: self.armed.clone(),
+        })
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: std::time::Instant) {
+        match sleep.as_mut().downcast_mut_pin::<HeaderSleep>() {
+            Some(mut sleep) => sleep.deadline = Instant::from_std(new_deadline),
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+impl hyper::rt::Sleep for HeaderSleep {}
+
+impl Future for HeaderSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline;
+        let mut armed = self
+            .armed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let armed = armed.get_or_insert_with(|| Armed {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            until: deadline,
+        });
+        // Armed later than this deadline (only a reset to an earlier one
+        // does that): arm it earlier.
+        if armed.until > deadline {
+            armed.sleep.as_mut().reset(deadline);
+            armed.until = deadline;
+        }
+        loop {
+            if armed.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if armed.until == deadline {
+                return Poll::Ready(());
+            }
+            // It fired for an earlier request's deadline: on to this one.
+            armed.sleep.as_mut().reset(deadline);
+            armed.until = deadline;
+        }
     }
 }
 

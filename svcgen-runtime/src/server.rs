@@ -20,7 +20,7 @@ use std::task::Context;
 
 use futures_util::task::AtomicWaker;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Handle, Runtime};
@@ -41,7 +41,7 @@ use crate::control;
 use crate::data::DataService;
 use crate::definition::{Definition, Methods};
 use crate::descriptors::DescriptorIndex;
-use crate::listen::{Accepted, Acceptor};
+use crate::listen::{Accepted, Acceptor, HeaderTimer};
 use crate::memory;
 use crate::shutdown;
 use crate::stream::{self, ResultsService};
@@ -308,9 +308,7 @@ async fn serve_http<D: Definition>(
         .map_err(|err| format!("HTTP control server failed: {err}"))?;
     let mut acceptor = Acceptor::new(listener, app.config.max_connections, None, "control");
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config.header_timeout);
+    http1.header_read_timeout(app.config.header_timeout);
     let service = control::ControlService::new(app.clone());
     let closer = Arc::new(Closer::default());
     loop {
@@ -326,7 +324,11 @@ async fn serve_http<D: Definition>(
             }
         };
         let peer = conn.peer_addr();
-        let connection = http1.serve_connection(TokioIo::new(conn), service.clone());
+        // A timer of its own (see `HeaderTimer`) for each connection.
+        let connection = http1
+            .clone()
+            .timer(HeaderTimer::default())
+            .serve_connection(TokioIo::new(conn), service.clone());
         let mut watch = closer.watch();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);

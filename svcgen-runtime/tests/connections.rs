@@ -103,6 +103,58 @@ async fn slow_headers_idle_keep_alive_and_silent_grpc_connections_are_closed() {
     service.stop().await;
 }
 
+/// Reads one `/health` answer from a keep-alive connection.
+fn read_health(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(br#"{"status":"ok"}"#) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn each_request_on_a_connection_gets_the_whole_header_timeout() {
+    // The timeout is 1 s; requests 0.6 s apart keep the connection open
+    // past the first request's deadline, and the last answer is followed
+    // by a whole second for the next headers.
+    let service = Harness::start_with(quick_config()).await;
+    let http = service.http_addr();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = connect(http);
+        for round in 0..4 {
+            if round > 0 {
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+                .expect("write");
+            let answer = read_health(&mut stream);
+            assert!(
+                answer.starts_with("HTTP/1.1 200"),
+                "round {round}: {answer:?}"
+            );
+        }
+        let answered = std::time::Instant::now();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n")
+            .expect("write");
+        let (_, closed) = read_to_close(&mut stream);
+        let waited = answered.elapsed();
+        assert!(closed, "unfinished headers kept the connection open");
+        assert!(
+            waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+            "closed {waited:?} after the last answer, for a 1 s header timeout"
+        );
+    })
+    .await
+    .expect("the client");
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn a_trickled_execute_body_gets_a_json_408() {
     let service = Harness::start_with(quick_config()).await;
