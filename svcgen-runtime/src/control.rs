@@ -30,8 +30,8 @@ use crate::tasks::{
     unknown_task, Cancel, DedupeKey, Overload, Refusal, Start, TaskView, CANCELLED,
 };
 use crate::wire::{
-    timestamp, CancelResponse, ExecuteRequest, ExecuteResponse, OutputResponse, StatusResponse,
-    TaskEntry, TaskList, TaskStatus,
+    timestamp, CancelResponse, ExecuteRequest, ExecuteResponse, OutputResponse, TaskEntry,
+    TaskList, TaskStatus,
 };
 use crate::GET_LAST_RESULT;
 
@@ -240,16 +240,10 @@ async fn status<D: Definition>(
 
 /// The answer to `GET /control/status/{task_id}` (auth already checked).
 fn status_of<D: Definition>(app: &App<D>, task_id: &str) -> Response {
-    let Some(view) = app.store.view(task_id) else {
-        return ApiError::new(StatusCode::NOT_FOUND, unknown_task(task_id)).into_response();
-    };
-    json_response(&StatusResponse {
-        status: view.status,
-        progress: view.progress,
-        error: view.error,
-        message: view.message,
-        method: view.method,
-    })
+    match app.store.status(task_id) {
+        Some(status) => json_response(&status),
+        None => ApiError::new(StatusCode::NOT_FOUND, unknown_task(task_id)).into_response(),
+    }
 }
 
 /// `value` as an `application/json` 200, as [`Json`] answers it.

@@ -344,9 +344,9 @@ mod tests {
             (Duration::from_secs(19)..DEADLINE.after).contains(&took),
             "recorded after {took:?}, not when the handler returned after 19s"
         );
-        let view = app.store.view(&task_id).expect("the task is recorded");
+        let status = app.store.status(&task_id).expect("the task is recorded");
         assert_eq!(
-            (view.status, view.progress, view.error.as_deref()),
+            (status.status, status.progress, status.error.as_deref()),
             (TaskStatus::Complete, 100, None)
         );
         let Ok(finished) = app.store.result(Some(&task_id), "Count") else {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::context::Progress;
 use crate::ids::{self, short};
-use crate::wire::TaskStatus;
+use crate::wire::{StatusResponse, TaskStatus};
 use crate::GET_LAST_RESULT;
 
 /// What a finished task's record costs in the result budget besides its
@@ -90,14 +90,12 @@ impl Finished {
     }
 }
 
-/// What a task is doing, as seen by status and output queries.
+/// What a task is doing, as seen by output queries (status queries get a
+/// [`StatusResponse`], see [`TaskStore::status`]).
 pub(crate) struct TaskView {
-    pub(crate) method: String,
     /// The rpc a downstream service calls for this task's result.
     pub(crate) rpc: String,
     pub(crate) status: TaskStatus,
-    pub(crate) progress: u8,
-    pub(crate) message: Option<String>,
     pub(crate) error: Option<String>,
     /// A tombstone: the task finished longer than the retention period
     /// ago, and its result (if it had one) is gone.
@@ -456,29 +454,46 @@ impl TaskStore {
             .collect()
     }
 
-    /// Status of one task, or `None` for an unknown or forgotten id.
+    /// State of one task, or `None` for an unknown or forgotten id.
     pub(crate) fn view(&self, task_id: &str) -> Option<TaskView> {
         let inner = self.lock();
         if let Some(tombstone) = inner.tombstones.get(task_id) {
             return Some(TaskView {
-                method: tombstone.method.clone(),
                 rpc: tombstone.rpc.clone(),
                 status: tombstone.status,
-                progress: tombstone.progress,
-                message: None,
                 error: tombstone.error.clone(),
                 expired: true,
             });
         }
         let task = inner.tasks.get(task_id)?;
         Some(TaskView {
-            method: task.method.clone(),
             rpc: task.rpc.clone(),
             status: task.state.status(),
-            progress: task.state.progress(),
-            message: task.state.message(),
             error: task.state.error().map(str::to_string),
             expired: false,
+        })
+    }
+
+    /// What `GET /control/status/{task_id}` answers, or `None` for an
+    /// unknown or forgotten id.
+    pub(crate) fn status(&self, task_id: &str) -> Option<StatusResponse> {
+        let inner = self.lock();
+        if let Some(tombstone) = inner.tombstones.get(task_id) {
+            return Some(StatusResponse {
+                status: tombstone.status,
+                progress: tombstone.progress,
+                error: tombstone.error.clone(),
+                message: None,
+                method: tombstone.method.clone(),
+            });
+        }
+        let task = inner.tasks.get(task_id)?;
+        Some(StatusResponse {
+            status: task.state.status(),
+            progress: task.state.progress(),
+            error: task.state.error().map(str::to_string),
+            message: task.state.message(),
+            method: task.method.clone(),
         })
     }
 
@@ -902,15 +917,12 @@ mod tests {
         let recent = completed(&store, "recent", "Produce");
 
         tokio::time::advance(Duration::from_secs(31)).await;
-        let view = store.view(&old).expect("a tombstone answers status");
+        let view = store.view(&old).expect("a tombstone answers output");
+        assert_eq!((view.status, view.expired), (TaskStatus::Complete, true));
+        let status = store.status(&old).expect("a tombstone answers status");
         assert_eq!(
-            (
-                view.status,
-                view.progress,
-                view.expired,
-                view.method.as_str()
-            ),
-            (TaskStatus::Complete, 100, true, "Produce")
+            (status.status, status.progress, status.method.as_str()),
+            (TaskStatus::Complete, 100, "Produce")
         );
         let gone = not_found(store.result(Some(&old), "Produce"));
         assert!(gone.contains("expired"), "{gone}");
