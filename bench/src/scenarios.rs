@@ -275,21 +275,12 @@ pub async fn status_load(
             client::closed_loop(addr, &path, scale.load_connections, warmup, window, pid).await
         }
     };
-    let mut service_runs = Vec::new();
-    let mut bare_runs = Vec::new();
-    for _ in 0..scale.load_rounds.max(1) {
-        bare_runs.push(
-            load(bare_addr, bare.pid())
-                .await
-                .context("loading bare hyper")?,
-        );
-        service_runs.push(
-            load(service.http, service.pid())
-                .await
-                .context("loading the service")?,
-        );
-        bare.check_alive()?;
-    }
+    let mut servers = Servers {
+        service: &service,
+        bare: &mut bare,
+        bare_addr,
+    };
+    let (service_runs, bare_runs) = servers.alternate(scale.load_rounds, "", load).await?;
     let service_load = median_run(service_runs, |r| r.rps);
     let bare_load = median_run(bare_runs, |r| r.rps);
 
@@ -306,25 +297,7 @@ pub async fn status_load(
                     wrk::run(wrk, addr, &path, threads, connections, secs, pid).await
                 }
             };
-            let measured = async {
-                let mut service_runs = Vec::new();
-                let mut bare_runs = Vec::new();
-                for _ in 0..scale.load_rounds.max(1) {
-                    bare_runs.push(
-                        load(bare_addr, bare.pid())
-                            .await
-                            .context("wrk against bare hyper")?,
-                    );
-                    service_runs.push(
-                        load(service.http, service.pid())
-                            .await
-                            .context("wrk against the service")?,
-                    );
-                    bare.check_alive()?;
-                }
-                Ok::<_, anyhow::Error>((service_runs, bare_runs))
-            };
-            match measured.await {
+            match servers.alternate(scale.load_rounds, "wrk: ", load).await {
                 Ok((service_runs, bare_runs)) => {
                     let service = median_run(service_runs, |r| r.rps);
                     let bare_hyper = median_run(bare_runs, |r| r.rps);
@@ -348,6 +321,40 @@ pub async fn status_load(
         bare_hyper: bare_load,
         wrk,
     })
+}
+
+/// The two servers a status load alternates between.
+struct Servers<'a> {
+    service: &'a Service,
+    bare: &'a mut Process,
+    bare_addr: SocketAddr,
+}
+
+impl Servers<'_> {
+    /// `rounds` (at least one) rounds of `load`, bare hyper first, then the
+    /// service, so that both see the machine as it is in that round; fails
+    /// if bare hyper has died. Returns the service's runs, then bare
+    /// hyper's. `what` prefixes the error context.
+    async fn alternate<R, Fut>(
+        &mut self,
+        rounds: usize,
+        what: &str,
+        load: impl Fn(SocketAddr, u32) -> Fut,
+    ) -> Result<(Vec<R>, Vec<R>)>
+    where
+        Fut: std::future::Future<Output = Result<R>>,
+    {
+        let mut service_runs = Vec::new();
+        let mut bare_runs = Vec::new();
+        for _ in 0..rounds.max(1) {
+            let bare_run = load(self.bare_addr, self.bare.pid()).await;
+            bare_runs.push(bare_run.with_context(|| format!("{what}loading bare hyper"))?);
+            let service_run = load(self.service.http, self.service.pid()).await;
+            service_runs.push(service_run.with_context(|| format!("{what}loading the service"))?);
+            self.bare.check_alive()?;
+        }
+        Ok((service_runs, bare_runs))
+    }
 }
 
 /// The run with the median throughput.
