@@ -8,18 +8,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::ApiKey;
 use crate::config::Config;
-use crate::definition::{Definition, Methods};
+use crate::definition::BoundMethods;
 use crate::tasks::TaskStore;
 use crate::upstream::Upstreams;
 use crate::wire::DataReference;
 
-pub(crate) struct App<D: Definition> {
+pub(crate) struct App {
     pub(crate) config: Config,
     /// `SERVICE_API_KEY`, prepared once for both ports' checks.
     pub(crate) key: Option<Arc<ApiKey>>,
-    pub(crate) methods: Methods<D>,
+    pub(crate) methods: BoundMethods,
+    /// The project's gRPC service, qualified: `demo_svc.DemoSvc`.
+    pub(crate) grpc_service: &'static str,
+    /// Its encoded descriptor set, served by reflection.
+    pub(crate) file_descriptor_set: &'static [u8],
     pub(crate) store: Arc<TaskStore>,
-    pub(crate) state: Arc<D::State>,
     /// `GRPC_HOST:port` put in output references (the bound port when 0 was asked).
     pub(crate) grpc_uri: String,
     /// Cancelled when a shutdown begins: execute starts nothing from then
@@ -35,7 +38,7 @@ pub(crate) struct App<D: Definition> {
     pub(crate) handlers: tokio::runtime::Handle,
 }
 
-impl<D: Definition> App<D> {
+impl App {
     /// The reference a downstream service follows to fetch a result over
     /// gRPC: call the rpc named by `format` with `x-task-id: metadata.task_id`.
     pub(crate) fn output_reference(&self, task_id: &str, rpc: &str) -> DataReference {

@@ -31,6 +31,24 @@ pub struct TaskContext<S> {
     pub(crate) upstreams: Arc<Upstreams>,
 }
 
+impl TaskContext<()> {
+    /// This context with the shared state `state`.
+    pub(crate) fn with_state<S>(self, state: Arc<S>) -> TaskContext<S> {
+        TaskContext {
+            task_id: self.task_id,
+            workflow_id: self.workflow_id,
+            method: self.method,
+            inputs: self.inputs,
+            parameters: self.parameters,
+            state,
+            progress: self.progress,
+            cancel: self.cancel,
+            max_message_bytes: self.max_message_bytes,
+            upstreams: self.upstreams,
+        }
+    }
+}
+
 impl<S> TaskContext<S> {
     /// The poll id of this task: what the orchestrator polls and what
     /// downstream services send as `x-task-id`.

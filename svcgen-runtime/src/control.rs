@@ -23,7 +23,7 @@ use tonic::codegen::Service as _;
 use crate::app::App;
 use crate::auth;
 use crate::context::TaskContext;
-use crate::definition::{Definition, MethodKind};
+use crate::definition::MethodKind;
 use crate::ids::{short, MAX_ID_BYTES};
 use crate::runner;
 use crate::tasks::{
@@ -45,13 +45,13 @@ const DEFAULT_LIST_LIMIT: usize = 100;
 /// The most tasks one `GET /control/tasks` lists.
 const MAX_LIST_LIMIT: usize = 1000;
 
-fn router<D: Definition>(app: Arc<App<D>>) -> Router {
+fn router(app: Arc<App>) -> Router {
     let control = Router::new()
-        .route("/control/execute", post(execute::<D>))
-        .route("/control/status/{task_id}", get(status::<D>))
-        .route("/control/output/{task_id}", get(output::<D>))
-        .route("/control/cancel/{task_id}", post(cancel::<D>))
-        .route("/control/tasks", get(tasks::<D>))
+        .route("/control/execute", post(execute))
+        .route("/control/status/{task_id}", get(status))
+        .route("/control/output/{task_id}", get(output))
+        .route("/control/cancel/{task_id}", post(cancel))
+        .route("/control/tasks", get(tasks))
         .route_layer(middleware::from_fn_with_state(
             app.key.clone(),
             auth::require_key,
@@ -73,12 +73,12 @@ const STATUS_PREFIX: &str = "/control/status/";
 /// same answer to a status request (auth first, then the task or a 404):
 /// the direct way only skips the router's work per request (matching, a
 /// boxed route service, the auth middleware's future).
-pub(crate) struct ControlService<D: Definition> {
-    app: Arc<App<D>>,
+pub(crate) struct ControlService {
+    app: Arc<App>,
     router: Router,
 }
 
-impl<D: Definition> Clone for ControlService<D> {
+impl Clone for ControlService {
     fn clone(&self) -> Self {
         ControlService {
             app: self.app.clone(),
@@ -87,8 +87,8 @@ impl<D: Definition> Clone for ControlService<D> {
     }
 }
 
-impl<D: Definition> ControlService<D> {
-    pub(crate) fn new(app: Arc<App<D>>) -> Self {
+impl ControlService {
+    pub(crate) fn new(app: Arc<App>) -> Self {
         ControlService {
             router: router(app.clone()),
             app,
@@ -96,7 +96,7 @@ impl<D: Definition> ControlService<D> {
     }
 }
 
-impl<D: Definition> hyper::service::Service<Request<Incoming>> for ControlService<D> {
+impl hyper::service::Service<Request<Incoming>> for ControlService {
     type Response = Response;
     type Error = Infallible;
     type Future = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
@@ -132,8 +132,8 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn execute<D: Definition>(
-    State(app): State<Arc<App<D>>>,
+async fn execute(
+    State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ExecuteResponse>, ApiError> {
@@ -195,7 +195,7 @@ async fn execute<D: Definition>(
         method: request.method,
         inputs: request.inputs.unwrap_or_default(),
         parameters: request.parameters.unwrap_or_default(),
-        state: app.state.clone(),
+        state: Arc::new(()),
         progress,
         cancel,
         max_message_bytes: app.config.max_message_bytes,
@@ -228,8 +228,8 @@ async fn execute<D: Definition>(
     Ok(Json(response))
 }
 
-async fn status<D: Definition>(
-    State(app): State<Arc<App<D>>>,
+async fn status(
+    State(app): State<Arc<App>>,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Response {
     match task_id {
@@ -239,7 +239,7 @@ async fn status<D: Definition>(
 }
 
 /// The answer to `GET /control/status/{task_id}` (auth already checked).
-fn status_of<D: Definition>(app: &App<D>, task_id: &str) -> Response {
+fn status_of(app: &App, task_id: &str) -> Response {
     match app.store.status(task_id) {
         Some(status) => json_response(&status),
         None => ApiError::new(StatusCode::NOT_FOUND, unknown_task(task_id)).into_response(),
@@ -261,8 +261,8 @@ fn json_response(value: &impl Serialize) -> Response {
     response
 }
 
-async fn output<D: Definition>(
-    State(app): State<Arc<App<D>>>,
+async fn output(
+    State(app): State<Arc<App>>,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OutputResponse>, ApiError> {
     let (task_id, view) = find(&app, task_id)?;
@@ -286,8 +286,8 @@ async fn output<D: Definition>(
 /// Cancels a running task: it fails with `cancelled` at once, its handler
 /// sees `ctx.is_cancelled()`, and a new execute with the same ids starts
 /// afresh. 409 for a task that has already finished.
-async fn cancel<D: Definition>(
-    State(app): State<Arc<App<D>>>,
+async fn cancel(
+    State(app): State<Arc<App>>,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CancelResponse>, ApiError> {
     let Path(task_id) = task_id.map_err(ApiError::from_path)?;
@@ -313,10 +313,7 @@ async fn cancel<D: Definition>(
 
 /// The tasks within their retention, newest first: `?limit=N` (default
 /// 100, at most 1000) and `?status=running|complete|failed`.
-async fn tasks<D: Definition>(
-    State(app): State<Arc<App<D>>>,
-    uri: Uri,
-) -> Result<Json<TaskList>, ApiError> {
+async fn tasks(State(app): State<Arc<App>>, uri: Uri) -> Result<Json<TaskList>, ApiError> {
     let mut limit = DEFAULT_LIST_LIMIT;
     let mut status = None;
     for pair in uri
@@ -373,8 +370,8 @@ async fn tasks<D: Definition>(
 }
 
 /// The task a status or output path names, or a 404.
-fn find<D: Definition>(
-    app: &App<D>,
+fn find(
+    app: &App,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<(String, TaskView), ApiError> {
     let Path(task_id) = task_id.map_err(ApiError::from_path)?;
@@ -399,7 +396,7 @@ async fn method_not_allowed() -> ApiError {
 /// The whole body, within `CONTROL_MAX_BODY_BYTES` (413) and
 /// `REQUEST_BODY_TIMEOUT_SECS` (408): a client trickling its body cannot
 /// hold a connection and its buffer for ever.
-async fn read_body<D: Definition>(app: &App<D>, body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
     let limit = app.config.max_body_bytes;
     let timeout = app.config.body_timeout;
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
@@ -487,7 +484,7 @@ fn not_json(err: serde_json::Error) -> ApiError {
     ApiError::bad_request(format!("body is not valid JSON: {err}"))
 }
 
-fn unknown_method<D: Definition>(app: &App<D>, method: &str) -> ApiError {
+fn unknown_method(app: &App, method: &str) -> ApiError {
     let known: Vec<&str> = app
         .methods
         .names()

@@ -10,8 +10,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use prost::bytes::Bytes;
+
 use crate::config::Config;
 use crate::context::{HandlerError, TaskContext};
+use crate::tasks::Encoded;
 
 /// The error type a project's `State::init` may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -178,17 +181,96 @@ impl<D: Definition> Methods<D> {
         self
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Method<D>> {
+    /// The registered method names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.methods.iter().map(|method| method.name.as_str())
+    }
+
+    /// The methods with their handlers bound to the shared `state`: the
+    /// form the runtime's servers and runner take, one type whatever the
+    /// project (see [`BoundMethods`]).
+    pub(crate) fn bind(self, state: Arc<D::State>) -> BoundMethods {
+        let methods = self
+            .methods
+            .into_iter()
+            .map(|method| {
+                let handler = method.handler;
+                let state = state.clone();
+                let run: BoundHandler = Arc::new(move |ctx: TaskContext<()>| {
+                    let running = handler(ctx.with_state(state.clone()));
+                    Box::pin(async move {
+                        let output = running.await?;
+                        Ok(Box::new(move || encode::<D>(&output)) as Unencoded)
+                    })
+                });
+                BoundMethod {
+                    name: method.name,
+                    rpc: method.rpc,
+                    kind: method.kind,
+                    run,
+                }
+            })
+            .collect();
+        BoundMethods { methods }
+    }
+}
+
+/// A handler's output, encoded when called: the runner calls it, so that
+/// a project's `encode` that panics fails the task like any runner fault.
+pub(crate) type Unencoded = Box<dyn FnOnce() -> Encoded + Send>;
+
+/// A handler bound to the shared state. It takes the task's context
+/// without the state (the binding adds it) and gives the output to encode.
+pub(crate) type BoundHandler = Arc<
+    dyn Fn(TaskContext<()>) -> Pin<Box<dyn Future<Output = Result<Unencoded, HandlerError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A registered method whose handler is bound (see [`Methods::bind`]).
+#[derive(Clone)]
+pub(crate) struct BoundMethod {
+    pub(crate) name: String,
+    /// The rpc that serves this method's results.
+    pub(crate) rpc: String,
+    pub(crate) kind: MethodKind,
+    pub(crate) run: BoundHandler,
+}
+
+/// The methods a running service serves. Nothing in it names the
+/// project's types: the servers, the control plane and the runner are
+/// compiled once, in this crate, rather than again in every project for
+/// its own [`Definition`] (that was most of the code a project's crate
+/// compiled, on every cold build).
+pub(crate) struct BoundMethods {
+    methods: Vec<BoundMethod>,
+}
+
+impl BoundMethods {
+    pub(crate) fn get(&self, name: &str) -> Option<&BoundMethod> {
         self.methods.iter().find(|method| method.name == name)
     }
 
     /// The registered method names, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.methods.iter().map(|method| method.name.as_str())
     }
 
     /// The rpcs that serve the registered methods' results.
     pub(crate) fn rpcs(&self) -> impl Iterator<Item = &str> {
         self.methods.iter().map(|method| method.rpc.as_str())
+    }
+}
+
+/// Encodes a handler's output once, for every reader of the result.
+fn encode<D: Definition>(output: &D::Output) -> Encoded {
+    let mut field = Vec::new();
+    D::encode(output, &mut field);
+    // The buffer grew by doubling: keep only the result (every reader
+    // gets a slice of this one copy).
+    field.shrink_to_fit();
+    Encoded {
+        rpc: D::rpc_of(output),
+        field: Bytes::from(field),
     }
 }

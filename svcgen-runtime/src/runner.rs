@@ -5,14 +5,13 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use prost::bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::Deadline;
 use crate::context::TaskContext;
-use crate::definition::{Definition, Method};
-use crate::tasks::{Encoded, TaskStore, CANCELLED};
+use crate::definition::BoundMethod;
+use crate::tasks::{TaskStore, CANCELLED};
 
 /// The error of a task whose handler panicked: the panic's own message,
 /// which may say anything, goes to the log only.
@@ -31,16 +30,16 @@ pub(crate) const RUNNER_LOST: &str =
 /// When the task is cancelled (deadline, `POST /control/cancel`, shutdown)
 /// the handler future is dropped at its next `.await`; blocking work sees
 /// `ctx.is_cancelled()` turn true and should return early.
-pub(crate) fn spawn<D: Definition>(
-    app: Arc<App<D>>,
-    method: &Method<D>,
-    ctx: TaskContext<D::State>,
+pub(crate) fn spawn(
+    app: Arc<App>,
+    method: &BoundMethod,
+    ctx: TaskContext<()>,
     deadline: Option<Deadline>,
 ) -> JoinHandle<Result<(), String>> {
     let task_id = ctx.task_id.clone();
     let cancel = ctx.cancel.clone();
     let method_name = method.name.clone();
-    let mut handler = app.handlers.spawn((method.handler)(ctx));
+    let mut handler = app.handlers.spawn((method.run)(ctx));
     // Should this runner stop before it records an outcome, its guard
     // fails the task: no task stays `running` for ever.
     let guard = Unfinished {
@@ -59,7 +58,7 @@ pub(crate) fn spawn<D: Definition>(
         };
         let outcome = tokio::select! {
             joined = &mut handler => match joined {
-                Ok(Ok(output)) => Ok(encode::<D>(&output)),
+                Ok(Ok(unencoded)) => Ok(unencoded()),
                 Ok(Err(err)) => Err(err.message().to_string()),
                 Err(join) if join.is_panic() => {
                     let panic = panic_message(join.into_panic());
@@ -122,19 +121,6 @@ impl Drop for Unfinished {
     }
 }
 
-/// Encodes a handler's output once, for every reader of the result.
-fn encode<D: Definition>(output: &D::Output) -> Encoded {
-    let mut field = Vec::new();
-    D::encode(output, &mut field);
-    // The buffer grew by doubling: keep only the result (every reader
-    // gets a slice of this one copy).
-    field.shrink_to_fit();
-    Encoded {
-        rpc: D::rpc_of(output),
-        field: Bytes::from(field),
-    }
-}
-
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
         message.to_string()
@@ -156,7 +142,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use crate::config::Config;
-    use crate::definition::{BoxError, MethodKind, Methods};
+    use crate::definition::{BoxError, Definition, MethodKind, Methods};
     use crate::descriptors::DescriptorIndex;
     use crate::tasks::{DedupeKey, Limits, Start, TaskStore};
     use crate::upstream::Upstreams;
@@ -224,13 +210,14 @@ mod tests {
     /// A result the project's `encode` panics on.
     const UNENCODABLE: u32 = 13;
 
-    fn app() -> Arc<App<Tiny>> {
+    fn app() -> Arc<App> {
         Arc::new(App {
             config: Config::default(),
             key: None,
-            methods: Tiny::methods(),
+            methods: Tiny::methods().bind(Arc::new(())),
+            grpc_service: Tiny::GRPC_SERVICE,
+            file_descriptor_set: Tiny::FILE_DESCRIPTOR_SET,
             store: Arc::new(TaskStore::new(Limits::of(&Config::default()))),
-            state: Arc::new(()),
             grpc_uri: "tiny:50051".to_string(),
             draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
@@ -253,7 +240,7 @@ mod tests {
 
     /// Records a new task of `method` in the store, its result served by
     /// `rpc`, and returns the context its handler gets.
-    fn start(app: &Arc<App<Tiny>>, method: &str, rpc: &str) -> TaskContext<()> {
+    fn start(app: &Arc<App>, method: &str, rpc: &str) -> TaskContext<()> {
         let key = DedupeKey {
             workflow_id: "wf".to_string(),
             task_id: method.to_string(),
@@ -273,7 +260,7 @@ mod tests {
             method: method.to_string(),
             inputs: Vec::new(),
             parameters: Map::new(),
-            state: app.state.clone(),
+            state: Arc::new(()),
             progress,
             cancel,
             max_message_bytes: 1024,
@@ -282,7 +269,7 @@ mod tests {
     }
 
     /// Runs `method` with [`DEADLINE`] until its outcome is recorded.
-    async fn run(app: &Arc<App<Tiny>>, method: &str) -> Ran {
+    async fn run(app: &Arc<App>, method: &str) -> Ran {
         let ctx = start(app, method, method);
         let (task_id, cancel) = (ctx.task_id.clone(), ctx.cancel.clone());
         let name = method;

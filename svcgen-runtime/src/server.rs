@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Context;
@@ -39,7 +40,7 @@ use crate::auth::{ApiKey, RequireKey};
 use crate::config::{check_api_key, Config};
 use crate::control;
 use crate::data::DataService;
-use crate::definition::{Definition, Methods};
+use crate::definition::{BoundMethods, Definition, Methods};
 use crate::descriptors::DescriptorIndex;
 use crate::listen::{Accepted, Acceptor, HeaderTimer};
 use crate::memory;
@@ -57,9 +58,45 @@ pub async fn run<D: Definition>(config: Config) -> Result<RunningService, StartE
 /// methods this way). Both listeners are bound before this returns, so the
 /// service answers as soon as the caller has the handle.
 pub async fn run_with<D: Definition>(
-    mut config: Config,
+    config: Config,
     methods: Methods<D>,
 ) -> Result<RunningService, StartError> {
+    let project = Project {
+        grpc_service: D::GRPC_SERVICE,
+        file_descriptor_set: D::file_descriptor_set(),
+        upstream_file_descriptor_set: D::upstream_file_descriptor_set(),
+        default_http_port: D::DEFAULT_HTTP_PORT,
+        default_grpc_port: D::DEFAULT_GRPC_PORT,
+        default_grpc_host: D::DEFAULT_GRPC_HOST,
+    };
+    let names: Vec<&str> = methods.names().collect();
+    let (config, index) = prepare(config, &names, &project)?;
+    let state = D::init_state(&config)
+        .await
+        .map_err(|err| StartError(format!("building shared state: {err}")))?;
+    launch(config, methods.bind(Arc::new(state)), index, project).await
+}
+
+/// What the runtime takes from a project's [`Definition`] besides its
+/// methods and state, so that starting it is compiled once, here, rather
+/// than again in every project.
+struct Project {
+    grpc_service: &'static str,
+    file_descriptor_set: &'static [u8],
+    upstream_file_descriptor_set: &'static [u8],
+    default_http_port: u16,
+    default_grpc_port: u16,
+    default_grpc_host: &'static str,
+}
+
+/// Checks `config` against the project (a key that is not blank, method
+/// deadlines only for its `methods`) and reads its descriptor sets, before
+/// any of its code runs.
+fn prepare(
+    mut config: Config,
+    methods: &[&str],
+    project: &Project,
+) -> Result<(Config, DescriptorIndex), StartError> {
     // A `Config` built by hand gets the checks of one read from the
     // environment: a blank key must not turn auth off.
     config.api_key = config
@@ -71,31 +108,50 @@ pub async fn run_with<D: Definition>(
     if let Some((unknown, _)) = config
         .method_deadlines
         .iter()
-        .find(|(method, _)| methods.get(method).is_none())
+        .find(|(method, _)| !methods.contains(&method.as_str()))
     {
-        let known: Vec<&str> = methods.names().collect();
         return Err(StartError(format!(
             "METHOD_TIMEOUT_SECS names `{unknown}`, which this service does not have; \
              its methods: {}",
-            known.join(", ")
+            methods.join(", ")
         )));
     }
     let index = DescriptorIndex::from_encoded(&[
         (
             "the service's FILE_DESCRIPTOR_SET",
-            D::file_descriptor_set(),
+            project.file_descriptor_set,
         ),
         (
             "UPSTREAM_FILE_DESCRIPTOR_SET",
-            D::upstream_file_descriptor_set(),
+            project.upstream_file_descriptor_set,
         ),
     ])
     .map_err(StartError)?;
-    let state = D::init_state(&config)
-        .await
-        .map_err(|err| StartError(format!("building shared state: {err}")))?;
-    let http_port = config.http_port.unwrap_or(D::DEFAULT_HTTP_PORT);
-    let grpc_port = config.grpc_port.unwrap_or(D::DEFAULT_GRPC_PORT);
+    Ok((config, index))
+}
+
+/// Binds both ports and starts the servers of a service whose state is
+/// built. The future is boxed here so that its body, and everything the
+/// servers run, is compiled in this crate: an `async fn` is compiled where
+/// it is awaited, which would be every project's crate (the code of this
+/// file, of `listen` and of `control` took most of a project's build).
+fn launch(
+    config: Config,
+    methods: BoundMethods,
+    index: DescriptorIndex,
+    project: Project,
+) -> Pin<Box<dyn Future<Output = Result<RunningService, StartError>> + Send>> {
+    Box::pin(start(config, methods, index, project))
+}
+
+async fn start(
+    config: Config,
+    methods: BoundMethods,
+    index: DescriptorIndex,
+    project: Project,
+) -> Result<RunningService, StartError> {
+    let http_port = config.http_port.unwrap_or(project.default_http_port);
+    let grpc_port = config.grpc_port.unwrap_or(project.default_grpc_port);
     let http_listener = bind(&config, http_port, "HTTP control")?;
     let grpc_listener = bind(&config, grpc_port, "gRPC data")?;
     let http_addr = local_addr(&http_listener)?;
@@ -103,7 +159,10 @@ pub async fn run_with<D: Definition>(
     let plane = ServePlane::new()?;
     memory::tune();
 
-    let grpc_host = config.grpc_host.as_deref().unwrap_or(D::DEFAULT_GRPC_HOST);
+    let grpc_host = config
+        .grpc_host
+        .as_deref()
+        .unwrap_or(project.default_grpc_host);
     let auth = config.auth_summary();
     let grace = config.shutdown_grace;
     let draining = CancellationToken::new();
@@ -117,7 +176,8 @@ pub async fn run_with<D: Definition>(
         key: ApiKey::of(&config),
         config,
         methods,
-        state: Arc::new(state),
+        grpc_service: project.grpc_service,
+        file_descriptor_set: project.file_descriptor_set,
         draining: draining.clone(),
         shutdown: shutdown.clone(),
         handlers: Handle::current(),
@@ -125,7 +185,7 @@ pub async fn run_with<D: Definition>(
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
-        .set_service_status(D::GRPC_SERVICE, ServingStatus::Serving)
+        .set_service_status(project.grpc_service, ServingStatus::Serving)
         .await;
     let serve = plane.handle();
     let http = serve_http(http_listener, app.clone(), stop_servers.clone());
@@ -138,7 +198,7 @@ pub async fn run_with<D: Definition>(
     Ok(RunningService {
         http_addr,
         grpc_addr,
-        grpc_service: D::GRPC_SERVICE,
+        grpc_service: project.grpc_service,
         grace,
         health: health_reporter,
         store,
@@ -299,9 +359,9 @@ impl RunningService {
 /// with a deadline for each request's headers that also closes idle
 /// keep-alive connections (`REQUEST_HEADER_TIMEOUT_SECS`), and at most
 /// `MAX_CONNECTIONS` connections, a new one beyond that getting a JSON 503.
-async fn serve_http<D: Definition>(
+async fn serve_http(
     listener: std::net::TcpListener,
-    app: Arc<App<D>>,
+    app: Arc<App>,
     stop: CancellationToken,
 ) -> Result<(), String> {
     let listener = TcpListener::from_std(listener)
@@ -446,9 +506,9 @@ async fn turn_away(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
-async fn serve_grpc<D: Definition>(
+async fn serve_grpc(
     listener: std::net::TcpListener,
-    app: Arc<App<D>>,
+    app: Arc<App>,
     health: HealthServer<impl Health>,
     stop: CancellationToken,
 ) -> Result<(), String> {
@@ -461,14 +521,14 @@ async fn serve_grpc<D: Definition>(
     );
     let results = ResultsService::new(
         app.store.clone(),
-        D::GRPC_SERVICE,
+        app.grpc_service,
         rpcs,
         app.config.max_request_bytes,
     );
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(D::file_descriptor_set())
+            .register_encoded_file_descriptor_set(app.file_descriptor_set)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection()
@@ -490,7 +550,7 @@ async fn serve_grpc<D: Definition>(
     let mut routes = Routes::default();
     let router = std::mem::take(routes.axum_router_mut());
     *routes.axum_router_mut() = router
-        .route_service(&format!("/{}/{{*rpc}}", D::GRPC_SERVICE), data)
+        .route_service(&format!("/{}/{{*rpc}}", app.grpc_service), data)
         .route_service(&format!("/{}/{{*rpc}}", stream::SERVICE), results);
     let routes = routes
         .add_service(health)
