@@ -252,28 +252,16 @@ fn run(cli: &Cli) -> Result<Report> {
         }
     }
     if wants(Measure::Long) {
-        step(&format!(
-            "{} concurrent long tasks",
-            report::thousands(scale.long_tasks_small as f64)
-        ));
-        let result = runtime.block_on(scenarios::long_tasks(
-            &binary,
-            env,
-            &scale,
-            scale.long_tasks_small,
-        ));
-        report.long_tasks_small = record(&mut report.errors, "long tasks (small)", result);
-        step(&format!(
-            "{} concurrent long tasks",
-            report::thousands(scale.long_tasks as f64)
-        ));
-        let result = runtime.block_on(scenarios::long_tasks(
-            &binary,
-            env,
-            &scale,
-            scale.long_tasks,
-        ));
-        report.long_tasks = record(&mut report.errors, "long tasks", result);
+        let mut long_tasks = |count: usize, what: &str| {
+            step(&format!(
+                "{} concurrent long tasks",
+                report::thousands(count as f64)
+            ));
+            let result = runtime.block_on(scenarios::long_tasks(&binary, env, &scale, count));
+            record(&mut report.errors, what, result)
+        };
+        report.long_tasks_small = long_tasks(scale.long_tasks_small, "long tasks (small)");
+        report.long_tasks = long_tasks(scale.long_tasks, "long tasks");
     }
     if wants(Measure::Short) {
         step("short tasks, then their eviction (waits past twice the retention)");
