@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use report::{Builds, Machine, NewTimes, Report};
+use report::{Machine, NewTimes, Report};
 use scenarios::Scale;
 
 #[derive(Parser)]
@@ -166,24 +166,10 @@ fn run(cli: &Cli) -> Result<Report> {
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut report = Report {
-        mode: if cli.quick { "quick" } else { "full" }.into(),
-        started_unix,
-        machine: Machine::probe(),
-        scale: scale.clone(),
-        binary: cli.binary.as_ref().map(|b| b.display().to_string()),
-        service_env: cli.service_env.clone(),
-        new: None,
-        builds: Builds::default(),
-        startup: None,
-        status: None,
-        long_tasks_small: None,
-        long_tasks: None,
-        short_tasks: None,
-        big_bodies: None,
-        errors: Vec::new(),
-        rows: Vec::new(),
-    };
+    let mode = if cli.quick { "quick" } else { "full" };
+    let mut report = Report::new(mode, started_unix, Machine::probe(), scale.clone());
+    report.binary = cli.binary.as_ref().map(|b| b.display().to_string());
+    report.service_env = cli.service_env.clone();
     eprintln!(
         "svcgen-bench ({}): {} CPUs, {}, load {}",
         report.mode, report.machine.cpus, report.machine.cpu_model, report.machine.loadavg_start

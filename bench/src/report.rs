@@ -156,6 +156,28 @@ fn errors_note(errors: u64) -> String {
 }
 
 impl Report {
+    /// A report of nothing measured yet, for a run in `mode` on `machine`.
+    pub fn new(mode: &str, started_unix: u64, machine: Machine, scale: Scale) -> Report {
+        Report {
+            mode: mode.into(),
+            started_unix,
+            machine,
+            scale,
+            binary: None,
+            service_env: Vec::new(),
+            new: None,
+            builds: Builds::default(),
+            startup: None,
+            status: None,
+            long_tasks_small: None,
+            long_tasks: None,
+            short_tasks: None,
+            big_bodies: None,
+            errors: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
     /// Fills `rows` from the measurements; targets are judged only at full
     /// scale.
     pub fn build_rows(&mut self) {
@@ -551,35 +573,20 @@ mod tests {
     }
 
     fn report_with(wrk: WrkStatus) -> Report {
-        let mut report = Report {
-            mode: "quick".into(),
-            started_unix: 0,
-            machine: Machine {
-                cpus: 2,
-                cpu_model: "test".into(),
-                loadavg_start: String::new(),
-                loadavg_end: String::new(),
-            },
-            scale: Scale::quick(),
-            binary: None,
-            service_env: Vec::new(),
-            new: None,
-            builds: Builds::default(),
-            startup: None,
-            status: Some(StatusLoad {
-                body_bytes: 65,
-                service: load(90_000.0, 1.0),
-                bare_hyper: load(100_000.0, 0.9),
-                ratio: 0.9,
-                wrk,
-            }),
-            long_tasks_small: None,
-            long_tasks: None,
-            short_tasks: None,
-            big_bodies: None,
-            errors: Vec::new(),
-            rows: Vec::new(),
+        let machine = Machine {
+            cpus: 2,
+            cpu_model: "test".into(),
+            loadavg_start: String::new(),
+            loadavg_end: String::new(),
         };
+        let mut report = Report::new("quick", 0, machine, Scale::quick());
+        report.status = Some(StatusLoad {
+            body_bytes: 65,
+            service: load(90_000.0, 1.0),
+            bare_hyper: load(100_000.0, 0.9),
+            ratio: 0.9,
+            wrk,
+        });
         report.build_rows();
         report
     }
