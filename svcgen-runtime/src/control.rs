@@ -73,18 +73,10 @@ const STATUS_PREFIX: &str = "/control/status/";
 /// same answer to a status request (auth first, then the task or a 404):
 /// the direct way only skips the router's work per request (matching, a
 /// boxed route service, the auth middleware's future).
+#[derive(Clone)]
 pub(crate) struct ControlService {
     app: Arc<App>,
     router: Router,
-}
-
-impl Clone for ControlService {
-    fn clone(&self) -> Self {
-        ControlService {
-            app: self.app.clone(),
-            router: self.router.clone(),
-        }
-    }
 }
 
 impl ControlService {
