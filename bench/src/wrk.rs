@@ -5,13 +5,12 @@
 //! it; the report then says why it was not run.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::procfs;
@@ -192,16 +191,6 @@ pub struct WrkRun {
     pub server_cpu_cores: f64,
 }
 
-/// Kills and reaps the child when dropped (an early return, a timeout).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `wrk -t<threads> -c<connections> -d<secs>s --latency
 /// http://<addr><path>` (killed if it has not ended `GRACE` after its
 /// duration) and reads the CPU time of `server_pid` around it.
@@ -217,7 +206,7 @@ pub async fn run(
     let url = format!("http://{addr}{path}");
     let cpu_from = procfs::cpu_time(server_pid)?;
     let started = Instant::now();
-    let child = Command::new(wrk)
+    let child = tokio::process::Command::new(wrk)
         .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{secs}s"))
@@ -226,30 +215,20 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // An early return or the timeout below drops it: killed then.
+        .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", wrk.display()))?;
-    let mut child = Reaped(child);
-    let deadline = started + Duration::from_secs(secs) + GRACE;
-    // wrk prints well under a pipe's buffer, so it never blocks on it.
-    let status = loop {
-        if let Some(status) = child.0.try_wait().context("waiting for wrk")? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            bail!("wrk did not end within {:?} of its {secs} s run", GRACE);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let limit = Duration::from_secs(secs) + GRACE;
+    let output = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .map_err(|_| anyhow!("wrk did not end within {GRACE:?} of its {secs} s run"))?
+        .context("waiting for wrk")?;
     let wall = started.elapsed().as_secs_f64();
     let cpu_to = procfs::cpu_time(server_pid)?;
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(out) = child.0.stdout.as_mut() {
-        out.read_to_string(&mut stdout).context("wrk's output")?;
-    }
-    if let Some(err) = child.0.stderr.as_mut() {
-        let _ = err.read_to_string(&mut stderr);
-    }
+    let status = output.status;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !status.success() {
         bail!(
             "`wrk … {url}` exited with {status}: {}{}",
