@@ -6,7 +6,7 @@
 //! complete path, a failing handler, an unreachable service, bad usage.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -306,14 +306,7 @@ fn run_cases(usecase: &Path, producer: &common::RunningService, consumer: &commo
 
 /// `svcgen <args> <extra>` with no key from the environment.
 fn svcgen(args: &[&str], extra: &[&str]) -> Output {
-    Command::new(common::SVCGEN)
-        .args(args)
-        .args(extra)
-        .env_remove("SERVICE_API_KEY")
-        .env_remove("ORCHESTRATOR_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run svcgen")
+    common::svcgen_without_keys(&[args, extra].concat())
 }
 
 /// Exit `code`, stdout empty, the last stderr line one `error: ` line

@@ -89,23 +89,10 @@ fn use_case(root: &Path) -> String {
 
 /// `svcgen pipeline submit DIR --api URL <extra>`, no key from the environment.
 fn submit(dir: &str, api: &str, extra: &[&str]) -> Output {
-    Command::new(common::SVCGEN)
-        .args([
-            "pipeline",
-            "submit",
-            dir,
-            "--api",
-            api,
-            "--poll-interval",
-            "0.1",
-        ])
-        .args(["--timeout", "30"])
-        .args(extra)
-        .env_remove("SERVICE_API_KEY")
-        .env_remove("ORCHESTRATOR_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run svcgen")
+    let mut args = vec!["pipeline", "submit", dir, "--api", api];
+    args.extend(["--poll-interval", "0.1", "--timeout", "30"]);
+    args.extend_from_slice(extra);
+    common::svcgen_without_keys(&args)
 }
 
 const INPUT: &str = r#"{"protocol": "s3", "uri": "s3://bucket/raw.csv", "format": "csv"}"#;

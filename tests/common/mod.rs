@@ -61,6 +61,19 @@ pub fn svcgen(dir: &Path, args: &[&str]) -> Output {
         .expect("run svcgen")
 }
 
+/// Runs `svcgen <args>` with stdin closed and neither key from the
+/// environment (SERVICE_API_KEY, ORCHESTRATOR_API_KEY): only the flags given
+/// count.
+pub fn svcgen_without_keys(args: &[&str]) -> Output {
+    Command::new(SVCGEN)
+        .args(args)
+        .env_remove("SERVICE_API_KEY")
+        .env_remove("ORCHESTRATOR_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run svcgen")
+}
+
 /// Runs `svcgen <args>` in `dir` and panics with its stderr unless it succeeds.
 pub fn svcgen_ok(dir: &Path, args: &[&str]) -> Output {
     let output = svcgen(dir, args);
