@@ -871,8 +871,7 @@ fn compose_runs_every_node_on_the_platform_network() {
 #[test]
 fn compose_refuses_a_node_without_a_dockerfile() {
     let tmp = tempfile::tempdir().unwrap();
-    let uc = fan_in(tmp.path());
-    let _ = &uc;
+    fan_in(tmp.path());
     refused(
         tmp.path(),
         tmp.path(),
